@@ -1,0 +1,156 @@
+"""Trainer and Tuner entry points: ``run_fn`` and ``tuner_fn``, referenced by dotted path from the pipeline.
+
+The exported SavedModel carries three signatures, each applying the Transform graph itself so no caller has to:
+
+- ``serving_default``: serialized ``tf.Example`` strings in, ``probabilities`` out (TF Serving, Evaluator);
+- ``serving_raw``: one tensor per raw feature in (JSON-friendly: ``{"fare": [12.5], ...}``), ``probabilities`` out;
+- ``transform_features``: serialized examples in, transformed features and label out (TFMA reads the label there).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
+from tfx_bsl.public import tfxio
+
+from models import features
+from models.model import Hyperparameters, build_wide_and_deep
+
+HYPERPARAMETERS_FILE = "hyperparameters.json"
+
+
+def _dataset(
+    file_pattern: list[str], data_accessor: DataAccessor, transform_output: tft.TFTransformOutput, batch_size: int
+) -> tf.data.Dataset:
+    """Endless batches of (transformed features, label) from the transformed examples."""
+    return data_accessor.tf_dataset_factory(
+        file_pattern,
+        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=features.LABEL),
+        transform_output.transformed_metadata.schema,
+    ).repeat()
+
+
+def resolve_hyperparameters(fn_args: FnArgs) -> Hyperparameters:
+    """Config hyperparameters, overridden by the Tuner's best trial when the pipeline wired one in."""
+    values: dict[str, Any] = dict((fn_args.custom_config or {}).get("hyperparameters", {}))
+    if fn_args.hyperparameters:
+        # The Tuner's artifact is KerasTuner's HyperParameters config: {"space": [...], "values": {...}}.
+        values.update(fn_args.hyperparameters["values"])
+    return Hyperparameters.from_mapping(values)
+
+
+def _raw_input_signature(transform_output: tft.TFTransformOutput) -> dict[str, tf.TensorSpec]:
+    """One ``[batch]`` tensor per model feature, typed as the curated schema parses it."""
+    spec = transform_output.raw_feature_spec()
+    return {name: tf.TensorSpec(shape=[None], dtype=spec[name].dtype, name=name) for name in features.FEATURES}
+
+
+def _as_parsed(name: str, value: tf.Tensor, feature_spec: dict[str, Any]) -> tf.Tensor | tf.SparseTensor:
+    """Reshapes a ``[batch]`` raw tensor into what ``tf.io.parse_example`` would have produced for that feature."""
+    if isinstance(feature_spec[name], tf.io.VarLenFeature):
+        batch = tf.shape(value, out_type=tf.int64)[0]
+        rows = tf.range(batch, dtype=tf.int64)
+        indices = tf.stack([rows, tf.zeros_like(rows)], axis=1)
+        return tf.SparseTensor(indices=indices, values=value, dense_shape=tf.stack([batch, 1]))
+    return tf.reshape(value, [-1, 1])
+
+
+def export_serving_model(model: keras.Model, transform_output: tft.TFTransformOutput, export_dir: str) -> None:
+    """Saves ``model`` with the Transform graph attached and the three signatures described above."""
+    # Keras must track the Transform layer as an attribute of the model for it to be saved with it.
+    model.tft_layer = transform_output.transform_features_layer()
+    raw_spec = transform_output.raw_feature_spec()
+    serving_spec = {name: spec for name, spec in raw_spec.items() if name in features.FEATURES}
+
+    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
+    def serve_examples(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+        transformed = model.tft_layer(tf.io.parse_example(serialized, serving_spec))
+        return {"probabilities": model(transformed)}
+
+    @tf.function(input_signature=[_raw_input_signature(transform_output)])
+    def serve_raw(raw: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        parsed = {name: _as_parsed(name, value, serving_spec) for name, value in raw.items()}
+        return {"probabilities": model(model.tft_layer(parsed))}
+
+    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
+    def transform_features(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+        return model.tft_layer(tf.io.parse_example(serialized, raw_spec))
+
+    signatures = {
+        "serving_default": serve_examples,
+        "serving_raw": serve_raw,
+        "transform_features": transform_features,
+    }
+    model.save(export_dir, save_format="tf", signatures=signatures)
+
+
+def run_fn(fn_args: FnArgs) -> None:
+    """Trains the wide-and-deep model on the transformed examples and exports it for serving and evaluation."""
+    hparams = resolve_hyperparameters(fn_args)
+    transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    train = _dataset(fn_args.train_files, fn_args.data_accessor, transform_output, hparams.batch_size)
+    evaluation = _dataset(fn_args.eval_files, fn_args.data_accessor, transform_output, hparams.batch_size)
+
+    model = build_wide_and_deep(hparams)
+    model.fit(
+        train,
+        steps_per_epoch=fn_args.train_steps,
+        validation_data=evaluation,
+        validation_steps=fn_args.eval_steps,
+        epochs=1,
+        verbose=0,
+    )
+    export_serving_model(model, transform_output, fn_args.serving_model_dir)
+    # Recorded beside the model so a run can be traced back to the exact hyperparameters it trained with.
+    tf.io.gfile.makedirs(fn_args.model_run_dir)
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HYPERPARAMETERS_FILE), "w") as handle:
+        json.dump(hparams.to_dict(), handle, indent=2)
+
+
+def tuner_fn(fn_args: FnArgs):  # -> tfx.components.tuner.component.TunerFnResult
+    """Builds a KerasTuner random search over the wide-and-deep model's space, budgeted from config."""
+    import keras_tuner  # only the Tuner needs it; keep it off the Trainer's path
+    from tfx.components.tuner.component import TunerFnResult
+
+    settings = (fn_args.custom_config or {}).get("tuner", {})
+    base = Hyperparameters.from_mapping((fn_args.custom_config or {}).get("hyperparameters", {}))
+
+    def build(hp: keras_tuner.HyperParameters) -> keras.Model:
+        num_layers = hp.Int("num_layers", 1, 3)
+        values = {
+            "num_layers": num_layers,
+            "learning_rate": hp.Choice("learning_rate", [1e-3, 3e-3, 1e-2]),
+            "embedding_dim": hp.Choice("embedding_dim", [4, 8, 16]),
+            "batch_size": base.batch_size,
+        }
+        for index in range(num_layers):
+            values[f"units_{index}"] = hp.Choice(f"units_{index}", [16, 32, 64, 128])
+        return build_wide_and_deep(Hyperparameters.from_mapping(values))
+
+    tuner = keras_tuner.RandomSearch(
+        build,
+        objective=keras_tuner.Objective("val_auc", direction="max"),
+        max_trials=int(settings.get("max_trials", 4)),
+        seed=int(settings.get("seed", 0)),
+        directory=fn_args.working_dir,
+        project_name="taxi_tuning",
+        overwrite=True,
+    )
+    transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
+    return TunerFnResult(
+        tuner=tuner,
+        fit_kwargs={
+            "x": _dataset(fn_args.train_files, fn_args.data_accessor, transform_output, base.batch_size),
+            "validation_data": _dataset(fn_args.eval_files, fn_args.data_accessor, transform_output, base.batch_size),
+            "steps_per_epoch": fn_args.train_steps,
+            "validation_steps": fn_args.eval_steps,
+            "epochs": 1,
+            "verbose": 0,
+        },
+    )

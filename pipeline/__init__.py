@@ -1,0 +1,1 @@
+"""The taxi pipeline: its typed configuration (``config``) and its DAG (``pipeline.create_pipeline``)."""

@@ -1,0 +1,291 @@
+"""One typed configuration object for the whole pipeline, loaded from a profile file plus ``--set`` overrides.
+
+Every component setting (paths, split, training steps, thresholds, tuner budget, Beam args, MLMD connection,
+serving directory) comes from here; runners choose a profile, never branch on where they run. Profiles are TOML
+files in ``pipeline/profiles/`` (or any path to one) whose tables mirror the sections below. Strings may use two
+placeholders: ``{home}`` (the installation's home folder, ``--home``) and ``{project}`` (this source tree).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import typing
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
+
+
+class ConfigError(ValueError):
+    """A user mistake in a profile or an override; the message names the key and says what is expected."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineSection:
+    name: str = "taxi"
+    root: str = "{home}/pipeline_root"
+    enable_cache: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSection:
+    root: str = "{project}/data"
+    # Hash-bucket split of CsvExampleGen: 4 train buckets to 1 eval bucket is an 80/20 split.
+    train_buckets: int = 4
+    eval_buckets: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class SchemaSection:
+    path: str = "{project}/schema/schema.pbtxt"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSection:
+    train_steps: int = 1000
+    eval_steps: int = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSection:
+    """Default hyperparameters of the model (``models.model.Hyperparameters``); the tuner may replace them."""
+
+    hidden_units: tuple[int, ...] = (64, 32)
+    embedding_dim: int = 8
+    learning_rate: float = 0.003
+    batch_size: int = 256
+    dropout: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TunerSection:
+    enabled: bool = False
+    max_trials: int = 4
+    train_steps: int = 300
+    eval_steps: int = 50
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationSection:
+    # A model is blessed only if its AUC on the eval split is at least this...
+    min_auc: float = 0.7
+    # ...and at most this much below the last blessed model's AUC (0 means: must not be worse at all).
+    max_auc_regression: float = 0.01
+    slice_features: tuple[str, ...] = ("trip_start_hour", "payment_type")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingSection:
+    model_name: str = "taxi"
+    directory: str = "{home}/serving"
+
+
+@dataclasses.dataclass(frozen=True)
+class BeamSection:
+    # In-process Beam is fastest for data that fits one machine; use DataflowRunner args to scale out.
+    args: tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+
+
+@dataclasses.dataclass(frozen=True)
+class MetadataSection:
+    # Local SQLite ML Metadata store; empty on orchestrators that bring their own (Vertex, Kubeflow).
+    sqlite_path: str = "{home}/metadata.sqlite"
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """The resolved configuration of one pipeline installation."""
+
+    profile: str = "local"
+    home: str = "pipeline_home"
+    pipeline: PipelineSection = PipelineSection()
+    data: DataSection = DataSection()
+    schema: SchemaSection = SchemaSection()
+    training: TrainingSection = TrainingSection()
+    model: ModelSection = ModelSection()
+    tuner: TunerSection = TunerSection()
+    evaluation: EvaluationSection = EvaluationSection()
+    serving: ServingSection = ServingSection()
+    beam: BeamSection = BeamSection()
+    metadata: MetadataSection = MetadataSection()
+
+    @property
+    def log_dir(self) -> str:
+        return str(Path(self.home) / "logs")
+
+    @property
+    def serving_model_dir(self) -> str:
+        """Where the Pusher writes versions: ``<serving dir>/<model name>/<version>/`` (TF Serving's layout)."""
+        return f"{self.serving.directory.rstrip('/')}/{self.serving.model_name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+
+
+def _section_types() -> dict[str, type]:
+    hints = typing.get_type_hints(PipelineConfig)
+    return {name: hint for name, hint in hints.items() if dataclasses.is_dataclass(hint)}
+
+
+def _coerce(key: str, raw: Any, expected: Any) -> Any:
+    """Converts a TOML value or an override string to the field's declared type, or raises a ConfigError."""
+    origin = typing.get_origin(expected)
+    if origin is tuple:
+        (item_type, _ellipsis) = typing.get_args(expected)
+        if isinstance(raw, str):
+            text = raw.strip()
+            if text.startswith("["):
+                try:
+                    raw = json.loads(text)
+                except json.JSONDecodeError as error:
+                    raise ConfigError(f"{key}: {raw!r} is not a valid list ({error.msg})") from None
+            else:
+                raw = [part.strip() for part in text.split(",") if part.strip()]
+        if not isinstance(raw, list | tuple):
+            raise ConfigError(f"{key}: expected a list of {item_type.__name__}, got {raw!r}")
+        return tuple(_coerce(f"{key}[{index}]", item, item_type) for index, item in enumerate(raw))
+    if expected is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.strip().lower() in {"true", "yes", "on", "1", "false", "no", "off", "0"}:
+            return raw.strip().lower() in {"true", "yes", "on", "1"}
+        raise ConfigError(f"{key}: expected true or false, got {raw!r}")
+    if expected is int:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str):
+            try:
+                return int(raw.strip())
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected an integer, got {raw!r}")
+    if expected is float:
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            return float(raw)
+        if isinstance(raw, str):
+            try:
+                return float(raw.strip())
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected a number, got {raw!r}")
+    if expected is str:
+        if isinstance(raw, str):
+            return raw
+        raise ConfigError(f"{key}: expected a string, got {raw!r}")
+    raise TypeError(f"unsupported config field type {expected!r} for {key}")  # a bug in this module, not user input
+
+
+def _apply(config: PipelineConfig, section: str, values: Mapping[str, Any], source: str) -> PipelineConfig:
+    sections = _section_types()
+    if section not in sections:
+        raise ConfigError(f"{source}: unknown section [{section}]; known sections: {', '.join(sorted(sections))}")
+    section_type = sections[section]
+    hints = typing.get_type_hints(section_type)
+    changes = {}
+    for key, raw in values.items():
+        if key not in hints:
+            raise ConfigError(
+                f"{source}: unknown key '{section}.{key}'; known keys in [{section}]: {', '.join(sorted(hints))}"
+            )
+        changes[key] = _coerce(f"{source}: {section}.{key}", raw, hints[key])
+    return dataclasses.replace(config, **{section: dataclasses.replace(getattr(config, section), **changes)})
+
+
+def profile_path(profile: str) -> Path:
+    """A profile name (``local``) from ``pipeline/profiles/``, or a path to a TOML file."""
+    candidate = Path(profile)
+    if candidate.suffix == ".toml":
+        path = candidate
+    else:
+        path = PROFILES_DIR / f"{profile}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.toml")))
+        raise ConfigError(f"profile '{profile}' not found (looked for {path}); known profiles: {known}")
+    return path
+
+
+def parse_override(text: str) -> tuple[str, str, str]:
+    """Splits ``section.key=value`` into its parts, or raises a ConfigError that shows the expected form."""
+    name, separator, value = text.partition("=")
+    section, dot, key = name.strip().partition(".")
+    if not separator or not dot or not section or not key:
+        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. training.train_steps=200")
+    return section, key, value
+
+
+def _expand(value: Any, placeholders: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        for name, replacement in placeholders.items():
+            value = value.replace("{" + name + "}", replacement)
+        return value
+    if isinstance(value, tuple):
+        return tuple(_expand(item, placeholders) for item in value)
+    return value
+
+
+def _expand_placeholders(config: PipelineConfig) -> PipelineConfig:
+    placeholders = {"home": config.home.rstrip("/"), "project": str(PROJECT_DIR)}
+    replaced = {}
+    for section in _section_types():
+        current = getattr(config, section)
+        changes = {
+            field.name: _expand(getattr(current, field.name), placeholders) for field in dataclasses.fields(current)
+        }
+        replaced[section] = dataclasses.replace(current, **changes)
+    return dataclasses.replace(config, **replaced)
+
+
+def load_config(
+    profile: str = "local",
+    overrides: Iterable[str] = (),
+    home: str | None = None,
+    data_root: str | None = None,
+) -> PipelineConfig:
+    """Builds the config: dataclass defaults, then the profile file, then ``--set`` overrides, then placeholders.
+
+    ``home`` (local folder or ``gs://`` prefix) and ``data_root`` are the command line's shortcuts for the
+    settings users change most; they win over the profile.
+    """
+    path = profile_path(profile)
+    try:
+        document = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"profile {path}: not valid TOML ({error})") from None
+
+    config = PipelineConfig(profile=profile)
+    profile_home = document.pop("home", None)
+    if profile_home is not None:
+        config = dataclasses.replace(config, home=_coerce(f"{path.name}: home", profile_home, str))
+    for section, values in document.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path.name}: '{section}' must be a [section] table")
+        config = _apply(config, section, values, path.name)
+    for text in overrides:
+        section, key, value = parse_override(text)
+        config = _apply(config, section, {key: value}, "--set")
+    if home is not None:
+        config = dataclasses.replace(config, home=home)
+    if data_root is not None:
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, root=data_root))
+    if not config.home.startswith("gs://"):
+        config = dataclasses.replace(config, home=str(Path(config.home).expanduser().resolve()))
+    return _expand_placeholders(config)
+
+
+def config_from_dict(values: Mapping[str, Any]) -> PipelineConfig:
+    """Rebuilds a resolved config from ``to_dict()`` output (e.g. the copy saved with a run)."""
+    config = PipelineConfig(profile=values.get("profile", "local"), home=values.get("home", "pipeline_home"))
+    for section in _section_types():
+        if section in values:
+            config = _apply(config, section, values[section], "saved config")
+    return config
