@@ -88,7 +88,9 @@ class ServingSection:
 @dataclasses.dataclass(frozen=True)
 class BeamSection:
     # In-process Beam is fastest for data that fits one machine; use DataflowRunner args to scale out.
-    args: tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+    # Empty = DirectRunner in this process (in_memory, one worker). Any Beam arg makes TFX build and stage an
+    # sdist of itself for remote workers on every Beam step, which costs seconds locally for nothing.
+    args: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,8 +130,6 @@ class PipelineConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-
 
 
 def _section_types() -> dict[str, type]:
@@ -204,10 +204,7 @@ def _apply(config: PipelineConfig, section: str, values: Mapping[str, Any], sour
 def profile_path(profile: str) -> Path:
     """A profile name (``local``) from ``pipeline/profiles/``, or a path to a TOML file."""
     candidate = Path(profile)
-    if candidate.suffix == ".toml":
-        path = candidate
-    else:
-        path = PROFILES_DIR / f"{profile}.toml"
+    path = candidate if candidate.suffix == ".toml" else PROFILES_DIR / f"{profile}.toml"
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.toml")))
         raise ConfigError(f"profile '{profile}' not found (looked for {path}); known profiles: {known}")

@@ -8,7 +8,6 @@ Kubeflow/Vertex and Airflow: no runner-specific branch.
 No ``from __future__ import annotations`` here: TFX reads the real annotation objects to build the component.
 """
 
-
 import os
 
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact

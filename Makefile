@@ -1,0 +1,39 @@
+# The two commands of the README: `make run` (the pipeline on the bundled data) and `make test`.
+# Each creates .venv from requirements.lock with uv when it is missing; uv itself is installed into .tools/.
+PYTHON ?= python3.11
+UV := .tools/bin/uv
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench lock clean
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
+
+$(STAMP): requirements.lock setup.py $(UV)
+	test -d $(VENV) || $(UV) venv --seed --quiet --python $(PYTHON) $(VENV)
+	VIRTUAL_ENV=$(VENV) $(UV) pip sync --quiet --compile-bytecode requirements.lock
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --no-deps --editable .
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/taxi-pipeline run $(ARGS)
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: $(STAMP)
+	$(VENV)/bin/python bench/local_run.py $(ARGS)
+
+# Re-resolve requirements.in into the pinned requirements.lock (needs network access to PyPI).
+lock: $(UV)
+	$(UV) pip compile --quiet --python-version 3.11 requirements.in -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .tools pipeline_home

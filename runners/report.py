@@ -1,0 +1,201 @@
+"""What happened in a run, read back from ML Metadata: each component's outcome and time, the evaluation,
+the blessing and the pushed model. The end-of-run summary and the tests both read runs through this module, so
+what users are shown is what MLMD recorded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+_STATE_NAMES = {
+    metadata_store_pb2.Execution.COMPLETE: "done",
+    metadata_store_pb2.Execution.CACHED: "cached",
+    metadata_store_pb2.Execution.FAILED: "failed",
+    metadata_store_pb2.Execution.RUNNING: "running",
+    metadata_store_pb2.Execution.NEW: "new",
+    metadata_store_pb2.Execution.CANCELED: "canceled",
+}
+
+
+@dataclasses.dataclass
+class ComponentRecord:
+    node_id: str
+    state: str  # done, cached, failed, ... or "not run" when MLMD has no execution for it in this run
+    seconds: float | None = None
+    error: str = ""
+    execution_id: int | None = None
+
+
+@dataclasses.dataclass
+class RunReport:
+    pipeline_name: str
+    run_id: str
+    components: list[ComponentRecord]
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    baseline_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    slice_metrics: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    blessed: bool | None = None
+    pushed_path: str = ""
+    anomalies: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def failed(self) -> list[ComponentRecord]:
+        return [component for component in self.components if component.state == "failed"]
+
+    def component(self, node_id: str) -> ComponentRecord:
+        return next(component for component in self.components if component.node_id == node_id)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+
+def open_store(sqlite_path: str) -> metadata_store.MetadataStore:
+    """Opens an existing SQLite MLMD store read-only (never creates or migrates one)."""
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = sqlite_path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return metadata_store.MetadataStore(config)
+
+
+def latest_run_id(store: metadata_store.MetadataStore, pipeline_name: str) -> str | None:
+    """The ``pipeline_run`` context of the pipeline's newest execution, or None if it never ran."""
+    pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if pipeline is None:
+        return None
+    executions = store.get_executions_by_context(pipeline.id)
+    if not executions:
+        return None
+    newest = max(executions, key=lambda execution: execution.id)
+    run_type = store.get_context_type("pipeline_run").id
+    runs = [context for context in store.get_contexts_by_execution(newest.id) if context.type_id == run_type]
+    return runs[0].name if runs else None
+
+
+def _node_ids(store: metadata_store.MetadataStore, pipeline_name: str) -> dict[int, str]:
+    """Execution id -> node id, from the ``node`` contexts (named ``<pipeline>.<node id>``)."""
+    result = {}
+    for context in store.get_contexts_by_type("node"):
+        if context.name.startswith(pipeline_name + "."):
+            for execution in store.get_executions_by_context(context.id):
+                result[execution.id] = context.name[len(pipeline_name) + 1 :]
+    return result
+
+
+def _error_message(execution: metadata_store_pb2.Execution) -> str:
+    """TFX stores a failed execution's result as a serialized ExecutionResult text in a custom property."""
+    result = execution.custom_properties.get("__execution_result__")
+    if result is None:
+        return ""
+    text = result.string_value
+    try:
+        return json.loads(text).get("resultMessage", text)
+    except ValueError:
+        return text
+
+
+def _outputs(store: metadata_store.MetadataStore, execution_id: int) -> list[metadata_store_pb2.Artifact]:
+    events = [
+        event
+        for event in store.get_events_by_execution_ids([execution_id])
+        if event.type == metadata_store_pb2.Event.OUTPUT
+    ]
+    return store.get_artifacts_by_id([event.artifact_id for event in events]) if events else []
+
+
+def _artifact_type_name(store: metadata_store.MetadataStore, artifact: metadata_store_pb2.Artifact) -> str:
+    return store.get_artifact_types_by_id([artifact.type_id])[0].name
+
+
+def read_run(
+    sqlite_path: str, pipeline_name: str, node_ids: Sequence[str] = (), run_id: str | None = None
+) -> RunReport:
+    """Reads the run ``run_id`` (default: the newest) of ``pipeline_name`` from the SQLite MLMD store.
+
+    ``node_ids`` lists the pipeline's nodes in order so that nodes the run never reached show as "not run".
+    """
+    store = open_store(sqlite_path)
+    run_id = run_id or latest_run_id(store, pipeline_name)
+    if run_id is None:
+        raise LookupError(f"pipeline '{pipeline_name}' has no run in {sqlite_path}")
+    run_context = store.get_context_by_type_and_name("pipeline_run", run_id)
+    executions = sorted(store.get_executions_by_context(run_context.id), key=lambda e: e.id)
+
+    node_of_execution = _node_ids(store, pipeline_name)
+    records: dict[str, ComponentRecord] = {node_id: ComponentRecord(node_id, "not run") for node_id in node_ids}
+    report = RunReport(pipeline_name=pipeline_name, run_id=run_id, components=[])
+    for execution in executions:
+        node_id = node_of_execution.get(execution.id, f"execution {execution.id}")
+        seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
+        state = _STATE_NAMES.get(execution.last_known_state, "unknown")
+        records[node_id] = ComponentRecord(node_id, state, seconds, _error_message(execution), execution.id)
+        for artifact in _outputs(store, execution.id):
+            _read_output(store, artifact, report)
+    report.components = list(records.values())
+    return report
+
+
+def _read_output(store: metadata_store.MetadataStore, artifact: metadata_store_pb2.Artifact, report: RunReport) -> None:
+    type_name = _artifact_type_name(store, artifact)
+    if type_name == "ModelBlessing":
+        report.blessed = bool(artifact.custom_properties["blessed"].int_value)
+    elif type_name == "PushedModel":
+        if artifact.custom_properties["pushed"].int_value:
+            report.pushed_path = artifact.custom_properties["pushed_destination"].string_value
+    elif type_name == "ModelEvaluation":
+        _read_metrics(artifact.uri, report)
+    elif type_name == "ExampleAnomalies":
+        _read_anomalies(artifact, report)
+
+
+def _read_anomalies(artifact: metadata_store_pb2.Artifact, report: RunReport) -> None:
+    from pipeline import anomalies
+
+    splits = json.loads(artifact.properties["split_names"].string_value or "[]")
+    try:
+        report.anomalies = anomalies.summarize(anomalies.read_split_anomalies(artifact.uri, splits))
+    except OSError:
+        report.anomalies = []
+
+
+def _read_metrics(evaluation_uri: str, report: RunReport) -> None:
+    """Overall and per-slice metrics of the candidate (and the baseline, when there was one) from TFMA's output."""
+    import tensorflow_model_analysis as tfma  # already loaded in a run that evaluated; heavy otherwise
+
+    if not os.path.exists(os.path.join(evaluation_uri, "metrics")) and not any(
+        name.startswith("metrics") for name in os.listdir(evaluation_uri)
+    ):
+        return
+    for slice_metrics in tfma.load_metrics(evaluation_uri):
+        slice_name = _slice_name(slice_metrics.slice_key)
+        for entry in slice_metrics.metric_keys_and_values:
+            key, value = entry.key, entry.value
+            if key.is_diff:
+                continue
+            if not value.HasField("double_value"):
+                continue
+            number = value.double_value.value
+            if slice_name == "overall":
+                target = report.baseline_metrics if key.model_name == "baseline" else report.metrics
+                target[key.name] = number
+            elif key.model_name != "baseline":
+                report.slice_metrics.setdefault(slice_name, {})[key.name] = number
+
+
+def _slice_name(slice_key) -> str:
+    if not slice_key.single_slice_keys:
+        return "overall"
+    parts = []
+    for single in slice_key.single_slice_keys:
+        value = (
+            single.bytes_value.decode()
+            if single.HasField("bytes_value")
+            else (single.int64_value if single.HasField("int64_value") else single.float_value)
+        )
+        parts.append(f"{single.column}={value}")
+    return ", ".join(parts)

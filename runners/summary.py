@@ -1,0 +1,77 @@
+"""The end-of-run summary: each component's outcome and time, the evaluation, the blessing, the pushed model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TextIO
+
+from rich.console import Console
+from rich.table import Table
+
+from runners.local import LocalRun
+from runners.progress import STATE_STYLES
+
+# Metrics shown, in order, with the names TFMA records them under.
+SHOWN_METRICS = (
+    ("auc", "AUC"),
+    ("binary_accuracy", "accuracy"),
+    ("calibration", "calibration"),
+    ("example_count", "examples"),
+)
+
+
+def _last_line(text: str) -> str:
+    """Python errors put the useful sentence last; TFX wraps them in longer messages."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "see the log"
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if float(value).is_integer() and abs(value) > 1 else f"{value:.4f}"
+
+
+def print_summary(stream: TextIO, result: LocalRun, log_path: Path) -> None:
+    console = Console(file=stream, highlight=False)
+    report = result.report
+    table = Table(title=f"run {report.run_id}", box=None, header_style="bold", padding=(0, 2))
+    table.add_column("component")
+    table.add_column("state")
+    table.add_column("time", justify="right")
+    total = 0.0
+    for component in report.components:
+        seconds = "" if component.seconds is None else f"{component.seconds:.1f}s"
+        total += component.seconds or 0.0
+        table.add_row(component.node_id, f"[{STATE_STYLES.get(component.state, '')}]{component.state}[/]", seconds)
+    console.print(table)
+
+    if result.stopped_at_gate:
+        console.print(
+            "[bold red]Data validation failed[/]: the run stopped before Transform; nothing was trained or pushed."
+        )
+        for line in report.anomalies:
+            console.print(f"  - {line}")
+        console.print("Fix the data, or update schema/schema.pbtxt if the change is intended.")
+    elif report.failed:
+        for component in report.failed:
+            console.print(f"[bold red]{component.node_id} failed[/]: {_last_line(component.error)}")
+    elif result.error is not None:
+        console.print(f"[bold red]The run failed[/]: {_last_line(str(result.error))}")
+
+    if report.metrics:
+        metrics = Table(box=None, header_style="bold", padding=(0, 2), title="evaluation (eval split)")
+        metrics.add_column("metric")
+        metrics.add_column("candidate", justify="right")
+        metrics.add_column("baseline", justify="right")
+        for key, label in SHOWN_METRICS:
+            metrics.add_row(label, _number(report.metrics.get(key)), _number(report.baseline_metrics.get(key)))
+        console.print(metrics)
+    if report.blessed is not None:
+        verdict = "[bold green]blessed[/]" if report.blessed else "[bold yellow]not blessed[/] (below thresholds)"
+        console.print(f"model: {verdict}")
+    if report.pushed_path:
+        console.print(f"pushed to: {report.pushed_path}")
+    elif report.blessed is not None:
+        console.print("pushed: nothing (the model was not blessed)")
+    console.print(f"log: {log_path}")
