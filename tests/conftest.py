@@ -1,0 +1,7 @@
+"""Shared fixtures. TensorFlow is configured exactly as the command line configures it, before any import."""
+
+from __future__ import annotations
+
+from runners.environment import prepare_tensorflow
+
+prepare_tensorflow()
