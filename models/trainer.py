@@ -17,6 +17,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 from absl import logging as absl_logging
+from tensorflow_transform.saved import saved_transform_io_v2
 from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx_bsl.public import tfxio
 
@@ -62,39 +63,39 @@ def _as_parsed(name: str, value: tf.Tensor, feature_spec: dict[str, Any]) -> tf.
     return tf.reshape(value, [-1, 1])
 
 
-class _ServingModule(tf.Module):
-    """What is saved: the trained model and the Transform layer, tracked together so both are exported."""
-
-    def __init__(self, model: keras.Model, transform_output: tft.TFTransformOutput):
-        super().__init__()
-        self.model = model
-        self.tft_layer = transform_output.transform_features_layer()
-
-
 def export_serving_model(model: keras.Model, transform_output: tft.TFTransformOutput, export_dir: str) -> None:
     """Saves ``model`` with the Transform graph attached and the three signatures described above.
 
     Signatures are traced with autograph off: the functions have no Python control flow, and autograph's
     conversion of every Keras layer costs tens of seconds on a small machine.
     """
-    module = _ServingModule(model, transform_output)
+    # What is saved: the model's weights, the Transform graph, and the signatures that call both. Neither the
+    # Keras model nor TFT's TransformFeaturesLayer (itself a Keras model) is tracked: either makes
+    # tf.saved_model.save run Keras's own serialization, which re-traces every layer with autograph (over 10 s
+    # here) for Keras-only restore paths nobody uses. Instead the signatures capture the model's variables,
+    # tracked through ``model_variables``, and TFT's loader of the Transform graph, whose state is tracked the
+    # same way TransformFeaturesLayer tracks it (its ``__dict__``).
+    transform_graph = saved_transform_io_v2.SavedModelLoader(transform_output.transform_savedmodel_dir)
+    module = tf.Module()
+    module.model_variables = list(model.variables)
+    module.transform_graph_state = transform_graph.__dict__
     raw_spec = transform_output.raw_feature_spec()
     serving_spec = {name: spec for name, spec in raw_spec.items() if name in features.FEATURES}
     examples_spec = [tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")]
 
     @tf.function(input_signature=examples_spec, autograph=False)
     def serve_examples(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
-        transformed = module.tft_layer(tf.io.parse_example(serialized, serving_spec))
-        return {"probabilities": module.model(transformed, training=False)}
+        transformed = transform_graph.apply_transform_model(tf.io.parse_example(serialized, serving_spec))
+        return {"probabilities": model(transformed, training=False)}
 
     @tf.function(input_signature=[_raw_input_signature(transform_output)], autograph=False)
     def serve_raw(raw: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         parsed = {name: _as_parsed(name, value, serving_spec) for name, value in raw.items()}
-        return {"probabilities": module.model(module.tft_layer(parsed), training=False)}
+        return {"probabilities": model(transform_graph.apply_transform_model(parsed), training=False)}
 
     @tf.function(input_signature=examples_spec, autograph=False)
     def transform_features(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
-        return module.tft_layer(tf.io.parse_example(serialized, raw_spec))
+        return transform_graph.apply_transform_model(tf.io.parse_example(serialized, raw_spec))
 
     signatures = {
         "serving_default": serve_examples,

@@ -29,6 +29,9 @@ class PipelineSection:
     name: str = "taxi"
     root: str = "{home}/pipeline_root"
     enable_cache: bool = True
+    # Compiled pipelines (Vertex, Kubeflow) take the data root, the train/eval args and the evaluation config as
+    # runtime parameters, so a run can change them without recompiling; their defaults are the values here.
+    runtime_parameters: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,16 +90,67 @@ class ServingSection:
 
 @dataclasses.dataclass(frozen=True)
 class BeamSection:
-    # In-process Beam is fastest for data that fits one machine; use DataflowRunner args to scale out.
-    # Empty = DirectRunner in this process (in_memory, one worker). Any Beam arg makes TFX build and stage an
-    # sdist of itself for remote workers on every Beam step, which costs seconds locally for nothing.
-    args: tuple[str, ...] = ()
+    # Beam's plain "DirectRunner" first tries the Prism runner, which downloads a binary from GitHub on every
+    # pipeline; FnApiRunner is the in-process runner it falls back to. --setup_file ships this package to remote
+    # workers (Dataflow) and stops TFX from building an sdist of itself for every Beam step; in-process runners
+    # ignore it.
+    args: tuple[str, ...] = ("--runner=FnApiRunner", "--setup_file={project}/setup.py")
 
 
 @dataclasses.dataclass(frozen=True)
 class MetadataSection:
     # Local SQLite ML Metadata store; empty on orchestrators that bring their own (Vertex, Kubeflow).
     sqlite_path: str = "{home}/metadata.sqlite"
+    # A MySQL ML Metadata store instead (Airflow/Composer); used when mysql_host is set. The password is read at
+    # run time from the environment variable named here, never stored in a profile.
+    mysql_host: str = ""
+    mysql_port: int = 3306
+    mysql_database: str = "mlmd"
+    mysql_user: str = ""
+    mysql_password_env: str = "MLMD_MYSQL_PASSWORD"
+
+
+@dataclasses.dataclass(frozen=True)
+class ContainerSection:
+    # The image every step of a compiled pipeline (Vertex, Kubeflow) runs in: the official TFX image plus this
+    # package (see the Dockerfile). Build and push it, then set this to where you pushed it.
+    image: str = "gcr.io/tfx-oss-public/tfx:1.16.0"
+
+
+@dataclasses.dataclass(frozen=True)
+class KubeflowSection:
+    # The Kubeflow Pipelines API endpoint `taxi-pipeline submit --runner kubeflow` sends runs to (or --host).
+    host: str = ""
+    experiment: str = "taxi"
+
+
+@dataclasses.dataclass(frozen=True)
+class VertexSection:
+    project: str = ""
+    region: str = "us-central1"
+    # Service account the pipeline's steps run as; empty means the project's Compute Engine default.
+    service_account: str = ""
+    # key=value labels put on every pipeline job (cost reports group by them).
+    labels: tuple[str, ...] = ()
+    # Switch: run Trainer (and Tuner) as Vertex AI Training custom jobs on these machines.
+    training: bool = False
+    training_machine_type: str = "n1-standard-8"
+    training_accelerator_type: str = ""
+    training_accelerator_count: int = 0
+    # Switch: push blessed models to the Vertex AI Model Registry and deploy them to an endpoint.
+    push_to_endpoint: bool = False
+    endpoint_name: str = "taxi"
+    serving_image: str = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-16:latest"
+    serving_machine_type: str = "n1-standard-2"
+
+
+@dataclasses.dataclass(frozen=True)
+class AirflowSection:
+    # Cron expression or preset (@daily); empty means runs are only triggered by hand.
+    schedule: str = "@daily"
+    start_date: str = "2024-01-01"
+    retries: int = 2
+    retry_delay_minutes: int = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +169,10 @@ class PipelineConfig:
     serving: ServingSection = ServingSection()
     beam: BeamSection = BeamSection()
     metadata: MetadataSection = MetadataSection()
+    container: ContainerSection = ContainerSection()
+    kubeflow: KubeflowSection = KubeflowSection()
+    vertex: VertexSection = VertexSection()
+    airflow: AirflowSection = AirflowSection()
 
     @property
     def log_dir(self) -> str:

@@ -13,6 +13,7 @@ installed in the venv locally and in the container image remotely.
 from __future__ import annotations
 
 import tensorflow_model_analysis as tfma
+from google.protobuf.message import Message
 from tfx.components import (
     CsvExampleGen,
     Evaluator,
@@ -29,9 +30,11 @@ from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 from tfx.orchestration import metadata
 from tfx.orchestration import pipeline as tfx_pipeline
+from tfx.orchestration.data_types import RuntimeParameter
 from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
 from tfx.types import Channel
 from tfx.types.standard_artifacts import Model, ModelBlessing
+from tfx.utils import proto_utils
 
 from models import features
 from pipeline.config import PipelineConfig
@@ -85,6 +88,40 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     )
 
 
+def _runtime(config: PipelineConfig, name: str, value: str | Message) -> str | Message | RuntimeParameter:
+    """``value``, or a string runtime parameter defaulting to it when ``pipeline.runtime_parameters`` is on.
+
+    Compiled pipelines (Vertex, Kubeflow) then let each run change it without recompiling. TFX accepts only
+    whole exec properties as runtime parameters, so protos (train args, eval config) become their JSON text,
+    which the executors parse back. The values are the config's either way.
+    """
+    if not config.pipeline.runtime_parameters:
+        return value
+    default = value if isinstance(value, str) else proto_utils.proto_to_json(value)
+    return RuntimeParameter(name=name, ptype=str, default=default)
+
+
+def _vertex_training_args(config: PipelineConfig) -> dict:
+    """The Vertex AI CustomJob the Trainer/Tuner launch when ``vertex.training`` is on: the pipeline image."""
+    machine_spec: dict = {"machine_type": config.vertex.training_machine_type}
+    if config.vertex.training_accelerator_type:
+        machine_spec["accelerator_type"] = config.vertex.training_accelerator_type
+        machine_spec["accelerator_count"] = config.vertex.training_accelerator_count
+    return {
+        "project": config.vertex.project,
+        "job_spec": {
+            "worker_pool_specs": [
+                {
+                    "machine_spec": machine_spec,
+                    "replica_count": 1,
+                    "container_spec": {"image_uri": config.container.image},
+                }
+            ],
+            **({"service_account": config.vertex.service_account} if config.vertex.service_account else {}),
+        },
+    }
+
+
 def _custom_config(config: PipelineConfig) -> dict:
     """What ``run_fn``/``tuner_fn`` read from ``fn_args.custom_config`` (JSON-serialisable, recorded in MLMD)."""
     model = config.to_dict()["model"]
@@ -95,7 +132,7 @@ def _custom_config(config: PipelineConfig) -> dict:
 def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
     """Builds the whole TFX pipeline from one config object."""
     example_gen = CsvExampleGen(
-        input_base=config.data.root,
+        input_base=_runtime(config, "data_root", config.data.root),
         output_config=example_gen_pb2.Output(
             split_config=example_gen_pb2.SplitConfig(
                 splits=[
@@ -116,31 +153,58 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
     validated_schema = gate.outputs["validated_schema"]
 
     transform = Transform(
-        examples=example_gen.outputs["examples"], schema=validated_schema, preprocessing_fn=PREPROCESSING_FN
+        examples=example_gen.outputs["examples"],
+        schema=validated_schema,
+        preprocessing_fn=PREPROCESSING_FN,
+        # StatisticsGen already describes the raw data; Transform's own pre/post statistics would compute
+        # TFDV statistics twice more over the same rows.
+        disable_statistics=True,
     )
     custom_config = _custom_config(config)
+    trainer_class, tuner_class, pusher_class = Trainer, Tuner, Pusher
+    cloud_config: dict = {}
+    if config.vertex.training:
+        # Switch: Trainer and Tuner run their work as Vertex AI Training jobs (TFX's Google Cloud extensions).
+        from tfx.extensions.google_cloud_ai_platform import constants as cloud
+        from tfx.extensions.google_cloud_ai_platform.trainer import component as vertex_trainer
+        from tfx.extensions.google_cloud_ai_platform.trainer.executor import TRAINING_ARGS_KEY
+        from tfx.extensions.google_cloud_ai_platform.tuner import component as vertex_tuner
+        from tfx.extensions.google_cloud_ai_platform.tuner.executor import (
+            REMOTE_TRIALS_WORKING_DIR_KEY,
+            TUNING_ARGS_KEY,
+        )
+
+        trainer_class, tuner_class = vertex_trainer.Trainer, vertex_tuner.Tuner
+
+        cloud_config = {
+            cloud.ENABLE_VERTEX_KEY: True,
+            cloud.VERTEX_REGION_KEY: config.vertex.region,
+            TRAINING_ARGS_KEY: _vertex_training_args(config),
+            TUNING_ARGS_KEY: {"project": config.vertex.project, **_vertex_training_args(config)["job_spec"]},
+            REMOTE_TRIALS_WORKING_DIR_KEY: f"{config.pipeline.root.rstrip('/')}/tuner_trials",
+        }
 
     tuner = None
     if config.tuner.enabled:
-        tuner = Tuner(
+        tuner = tuner_class(
             tuner_fn=TUNER_FN,
             examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
             schema=validated_schema,
             train_args=trainer_pb2.TrainArgs(num_steps=config.tuner.train_steps),
             eval_args=trainer_pb2.EvalArgs(num_steps=config.tuner.eval_steps),
-            custom_config=custom_config,
+            custom_config={**custom_config, **cloud_config},
         )
 
-    trainer = Trainer(
+    trainer = trainer_class(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=validated_schema,
         hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
-        train_args=trainer_pb2.TrainArgs(num_steps=config.training.train_steps),
-        eval_args=trainer_pb2.EvalArgs(num_steps=config.training.eval_steps),
-        custom_config=custom_config,
+        train_args=_runtime(config, "train_args", trainer_pb2.TrainArgs(num_steps=config.training.train_steps)),
+        eval_args=_runtime(config, "eval_args", trainer_pb2.EvalArgs(num_steps=config.training.eval_steps)),
+        custom_config={**custom_config, **cloud_config},
     )
 
     baseline_resolver = Resolver(
@@ -154,15 +218,33 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         model=trainer.outputs["model"],
         baseline_model=baseline_resolver.outputs["model"],
         schema=validated_schema,
-        eval_config=eval_config(config),
+        eval_config=_runtime(config, "eval_config", eval_config(config)),
     )
-    pusher = Pusher(
-        model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
-        push_destination=pusher_pb2.PushDestination(
+    push_settings: dict = {
+        "push_destination": pusher_pb2.PushDestination(
             filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=config.serving_model_dir)
-        ),
-    )
+        )
+    }
+    if config.vertex.push_to_endpoint:
+        # Switch: push to the Vertex AI Model Registry and deploy to an endpoint (TFX's Google Cloud extension).
+        from tfx.extensions.google_cloud_ai_platform import constants as cloud
+        from tfx.extensions.google_cloud_ai_platform.pusher import component as vertex_pusher
+
+        pusher_class = vertex_pusher.Pusher
+
+        push_settings = {
+            "custom_config": {
+                cloud.ENABLE_VERTEX_KEY: True,
+                cloud.VERTEX_REGION_KEY: config.vertex.region,
+                cloud.VERTEX_CONTAINER_IMAGE_URI_KEY: config.vertex.serving_image,
+                cloud.SERVING_ARGS_KEY: {
+                    "project_id": config.vertex.project,
+                    "endpoint_name": config.vertex.endpoint_name,
+                    "machine_type": config.vertex.serving_machine_type,
+                },
+            }
+        }
+    pusher = pusher_class(model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"], **push_settings)
 
     components = [
         example_gen,
