@@ -1,0 +1,144 @@
+"""preprocessing_fn run for real by TensorFlow Transform on Beam, on a small in-memory batch."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+from models import features
+from models.preprocessing import categorical_cardinalities, preprocessing_fn
+
+# Three trips; the third lacks its coordinates, community areas, company and trip duration.
+ROWS = [
+    {
+        "fare": 10.0,
+        "tips": 3.0,
+        "trip_miles": 1.0,
+        "trip_seconds": 300,
+        "payment_type": "Credit Card",
+        "company": "Flash Cab",
+        "trip_start_hour": 9,
+        "trip_start_day": 2,
+        "trip_start_month": 5,
+        "pickup_community_area": 8,
+        "dropoff_community_area": 32,
+        "pickup_census_tract": 17031081401,
+        "dropoff_census_tract": 17031320100,
+        "pickup_latitude": 41.89,
+        "pickup_longitude": -87.63,
+        "dropoff_latitude": 41.88,
+        "dropoff_longitude": -87.62,
+    },
+    {
+        "fare": 20.0,
+        "tips": 1.0,
+        "trip_miles": 5.0,
+        "trip_seconds": 900,
+        "payment_type": "Cash",
+        "company": "Flash Cab",
+        "trip_start_hour": 23,
+        "trip_start_day": 7,
+        "trip_start_month": 12,
+        "pickup_community_area": 76,
+        "dropoff_community_area": 8,
+        "pickup_census_tract": 17031980000,
+        "dropoff_census_tract": 17031081401,
+        "pickup_latitude": 41.97,
+        "pickup_longitude": -87.90,
+        "dropoff_latitude": 41.89,
+        "dropoff_longitude": -87.63,
+    },
+    {
+        "fare": 30.0,
+        "tips": 0.0,
+        "trip_miles": 9.0,
+        "payment_type": "Cash",
+        "trip_start_hour": 0,
+        "trip_start_day": 1,
+        "trip_start_month": 1,
+    },
+]
+
+
+def _feature_spec() -> dict:
+    spec = {}
+    for name in features.CSV_COLUMNS - set(features.UNUSED_COLUMNS):
+        dtype = (
+            tf.string if name in features.STRING_COLUMNS else (tf.int64 if name in features.INT_COLUMNS else tf.float32)
+        )
+        spec[name] = tf.io.VarLenFeature(dtype)
+    return spec
+
+
+def _instances() -> list[dict]:
+    spec = _feature_spec()
+    instances = []
+    for row in ROWS:
+        instance = {}
+        for name, feature in spec.items():
+            value = row.get(name)
+            if feature.dtype == tf.string:
+                instance[name] = np.array([] if value is None else [value.encode()], dtype=object)
+            else:
+                instance[name] = np.array([] if value is None else [value], dtype=feature.dtype.as_numpy_dtype)
+        instances.append(instance)
+    return instances
+
+
+@pytest.fixture(scope="module")
+def transformed() -> list[dict]:
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(_feature_spec()))
+    with tempfile.TemporaryDirectory() as temp, tft_beam.Context(temp_dir=temp):
+        (rows, _), _ = (_instances(), metadata) | tft_beam.AnalyzeAndTransformDataset(
+            preprocessing_fn, output_record_batches=False
+        )
+    return rows
+
+
+def test_outputs_every_model_input_and_the_label(transformed):
+    expected = {features.transformed_name(name) for name in features.FEATURES} | {features.LABEL}
+    assert all(set(row) == expected for row in transformed)
+
+
+def test_label_is_tip_over_twenty_percent_of_fare(transformed):
+    assert [row[features.LABEL] for row in transformed] == [1, 0, 0]
+
+
+def test_numbers_are_z_scored_over_present_values_and_missing_becomes_zero(transformed):
+    miles = [row[features.transformed_name("trip_miles")] for row in transformed]
+    assert np.mean(miles) == pytest.approx(0.0, abs=1e-5)
+    assert np.std(miles) == pytest.approx(1.0, abs=1e-4)
+    seconds = [row[features.transformed_name("trip_seconds")] for row in transformed]
+    assert seconds[2] == 0.0  # missing
+    assert seconds[0] == pytest.approx(-1.0, abs=1e-4) and seconds[1] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_missing_categories_get_their_own_id_within_the_declared_cardinality(transformed):
+    sizes = categorical_cardinalities()
+    for row in transformed:
+        for name, size in sizes.items():
+            assert 0 <= row[name] < size, name
+    third = transformed[2]
+    assert third[features.transformed_name("pickup_latitude")] == features.BUCKET_COUNT
+    assert (
+        third[features.transformed_name("pickup_community_area")]
+        == features.CATEGORICAL_INT_FEATURES["pickup_community_area"]
+    )
+    assert (
+        third[features.transformed_name("pickup_census_tract")] == features.HASHED_INT_FEATURES["pickup_census_tract"]
+    )
+
+
+def test_vocabulary_ids_follow_frequency(transformed):
+    payment = [row[features.transformed_name("payment_type")] for row in transformed]
+    assert payment[1] == payment[2] == 0  # "Cash", the most frequent value, gets id 0
+    assert payment[0] == 1
+    company = [row[features.transformed_name("company")] for row in transformed]
+    assert company[0] == company[1]
+    assert not math.isnan(float(company[2]))
