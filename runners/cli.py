@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.config import ConfigError, PipelineConfig, load_config
+from runners import remote_cli
 from runners.errors import UserError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_VALIDATION = 0, 1, 2, 3
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cache", action="store_true", help="re-run every component instead of reusing results")
     _add_config_arguments(run, "local")
     run.set_defaults(handler=_run_command)
+    remote_cli.add_commands(commands)  # compile, submit (Vertex AI, Kubeflow, Airflow)
     return parser
 
 

@@ -174,23 +174,48 @@ def submit_to_kubeflow(
     experiment: str,
     run_name: str | None = None,
     enable_caching: bool | None = None,
+    schedule: str | None = None,
 ) -> str:
-    """Creates a run of the compiled spec on the Kubeflow Pipelines host; returns the run id."""
+    """Creates a run (or, with a 5-field cron ``schedule``, a recurring run) of the compiled spec on the Kubeflow
+    Pipelines host; returns its id. Either spec format of ``compile_spec`` is accepted."""
     if not host:
         raise UserError("no Kubeflow Pipelines host: pass --host URL or set kubeflow.host in the profile")
+    spec = dict(pipeline_spec(read_spec(spec_path)))
+    import tempfile
+
     import kfp
 
-    try:
-        client = kfp.Client(host=host)
-        result = client.create_run_from_pipeline_package(
-            str(spec_path),
-            arguments=dict(parameters),
-            run_name=run_name,
-            experiment_name=experiment,
-            enable_caching=enable_caching,
-        )
-    except Exception as error:  # noqa: BLE001 - any failure to reach the host becomes one line for the user
-        raise UserError(_kfp_error(host, error)) from None
+    with tempfile.TemporaryDirectory() as folder:
+        # kfp.Client reads packages by extension; JSON is valid YAML.
+        package = Path(folder) / "pipeline.yaml"
+        package.write_text(json.dumps(spec))
+        try:
+            client = kfp.Client(host=host)
+            if schedule:
+                fields = schedule.split()
+                if len(fields) != 5:
+                    raise UserError(f'--schedule {schedule!r}: expected a 5-field cron expression, e.g. "0 3 * * *"')
+                experiment_id = client.create_experiment(name=experiment).experiment_id
+                recurring = client.create_recurring_run(
+                    experiment_id=experiment_id,
+                    job_name=run_name or f"{spec['pipelineInfo']['name']}-schedule",
+                    cron_expression="0 " + schedule,  # KFP's cron has a leading seconds field
+                    pipeline_package_path=str(package),
+                    params=dict(parameters),
+                    enable_caching=enable_caching,
+                )
+                return recurring.recurring_run_id
+            result = client.create_run_from_pipeline_package(
+                str(package),
+                arguments=dict(parameters),
+                run_name=run_name,
+                experiment_name=experiment,
+                enable_caching=enable_caching,
+            )
+        except UserError:
+            raise
+        except Exception as error:  # noqa: BLE001 - any failure to reach the host becomes one line for the user
+            raise UserError(_kfp_error(host, error)) from None
     return result.run_id
 
 
