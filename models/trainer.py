@@ -13,12 +13,14 @@ import json
 import os
 from typing import Any
 
+import keras_tuner
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 from absl import logging as absl_logging
 from tensorflow_transform.saved import saved_transform_io_v2
 from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
+from tfx.components.tuner.component import TunerFnResult
 from tfx_bsl.public import tfxio
 
 from models import features
@@ -165,31 +167,49 @@ def run_fn(fn_args: FnArgs) -> None:
         json.dump({"hyperparameters": hparams.to_dict(), "eval_metrics": eval_metrics}, handle, indent=2)
 
 
-def tuner_fn(fn_args: FnArgs):  # -> tfx.components.tuner.component.TunerFnResult
-    """Builds a KerasTuner random search over the wide-and-deep model's space, budgeted from config."""
-    import keras_tuner  # only the Tuner needs it; keep it off the Trainer's path
-    from tfx.components.tuner.component import TunerFnResult
+def _search_space(hp: keras_tuner.HyperParameters, base: Hyperparameters) -> Hyperparameters:
+    """Declares the search space on ``hp`` (KerasTuner registers it on first use) and returns this trial's pick."""
+    num_layers = hp.Int("num_layers", 1, 3)
+    values: dict[str, Any] = {
+        "num_layers": num_layers,
+        "learning_rate": hp.Choice("learning_rate", [1e-3, 3e-3, 1e-2]),
+        "embedding_dim": hp.Choice("embedding_dim", [4, 8, 16]),
+        "batch_size": base.batch_size,
+        "dropout": base.dropout,
+    }
+    for index in range(num_layers):
+        values[f"units_{index}"] = hp.Choice(f"units_{index}", [16, 32, 64, 128])
+    return Hyperparameters.from_mapping(values)
 
+
+class WideAndDeepSearch(keras_tuner.Tuner):
+    """KerasTuner search whose trials train with ``train`` above and report its eval metrics.
+
+    Overriding ``run_trial`` is KerasTuner's documented way to tune any training code. It is needed here too:
+    KerasTuner 1.4 runs on Keras 3 and rejects the Keras 2 (tf_keras) models that TFX 1.16 requires.
+    """
+
+    def __init__(self, base: Hyperparameters, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._base = base
+
+    def run_trial(self, trial, x, validation_data, steps_per_epoch, validation_steps, **_):  # noqa: ANN001
+        hparams = _search_space(trial.hyperparameters, self._base)
+        model = build_wide_and_deep(hparams)
+        return train(model, x, steps_per_epoch, validation_data, validation_steps)
+
+
+def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
+    """Builds a random search over the wide-and-deep model's space, with its trial budget from config."""
     settings = (fn_args.custom_config or {}).get("tuner", {})
     base = Hyperparameters.from_mapping((fn_args.custom_config or {}).get("hyperparameters", {}))
-
-    def build(hp: keras_tuner.HyperParameters) -> keras.Model:
-        num_layers = hp.Int("num_layers", 1, 3)
-        values = {
-            "num_layers": num_layers,
-            "learning_rate": hp.Choice("learning_rate", [1e-3, 3e-3, 1e-2]),
-            "embedding_dim": hp.Choice("embedding_dim", [4, 8, 16]),
-            "batch_size": base.batch_size,
-        }
-        for index in range(num_layers):
-            values[f"units_{index}"] = hp.Choice(f"units_{index}", [16, 32, 64, 128])
-        return build_wide_and_deep(Hyperparameters.from_mapping(values))
-
-    tuner = keras_tuner.RandomSearch(
-        build,
-        objective=keras_tuner.Objective("val_auc", direction="max"),
-        max_trials=int(settings.get("max_trials", 4)),
-        seed=int(settings.get("seed", 0)),
+    tuner = WideAndDeepSearch(
+        base,
+        oracle=keras_tuner.oracles.RandomSearchOracle(
+            objective=keras_tuner.Objective("auc", direction="max"),
+            max_trials=int(settings.get("max_trials", 4)),
+            seed=int(settings.get("seed", 0)),
+        ),
         directory=fn_args.working_dir,
         project_name="taxi_tuning",
         overwrite=True,
@@ -202,7 +222,5 @@ def tuner_fn(fn_args: FnArgs):  # -> tfx.components.tuner.component.TunerFnResul
             "validation_data": _dataset(fn_args.eval_files, fn_args.data_accessor, transform_output, base.batch_size),
             "steps_per_epoch": fn_args.train_steps,
             "validation_steps": fn_args.eval_steps,
-            "epochs": 1,
-            "verbose": 0,
         },
     )

@@ -76,9 +76,10 @@ class ProgressTracker(logging.Handler):
             elif match := _FINISHED.match(message):
                 component = self.components.setdefault(match[1], ComponentProgress(match[1]))
                 component.ended = time.monotonic()
-                if component.state == RUNNING:
-                    component.state = DONE
                 self._current = None
+                if component.state != RUNNING:
+                    return  # already reported as cached
+                component.state = DONE
             else:
                 return
         self._on_change(component)
@@ -170,7 +171,7 @@ class PlainLines:
         self._console.print(f"[{time.monotonic() - self._started:6.1f}s] {text}")
 
     def changed(self, component: ComponentProgress) -> None:
-        suffix = f" ({component.elapsed:.1f}s)" if component.state in (DONE, CACHED) else ""
+        suffix = f" ({component.elapsed:.1f}s)" if component.state == DONE else ""
         self._console.print(
             f"[{time.monotonic() - self._started:6.1f}s] {component.node_id}: {component.state}{suffix}"
         )
