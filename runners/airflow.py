@@ -79,6 +79,29 @@ def metadata_connection(config: PipelineConfig):
     return metadata.sqlite_metadata_connection_config(config.metadata.sqlite_path)
 
 
+def _name_artifacts_per_component(component) -> None:
+    """Makes the legacy drivers name output artifacts ``<component>:<key>:<run id>`` instead of ``<key>:<run id>``.
+
+    TFX's Airflow orchestrator still uses the legacy component drivers, which name every output artifact
+    ``<output key>:<run id>``; ML Metadata wants names unique per artifact type, so two components with the same
+    output key and type in one run (SchemaGen and ImportSchemaGen both output ``schema``) collide and the second
+    fails with AlreadyExistsError. LocalDagRunner, Kubeflow and Vertex do not use these drivers.
+    """
+    base = component.driver_class
+
+    class ComponentScopedNames(base):
+        def _prepare_output_artifacts(self, *args, **kwargs):
+            outputs = super()._prepare_output_artifacts(*args, **kwargs)
+            component_id = kwargs.get("component_info", args[-1] if args else None).component_id
+            for artifacts in outputs.values():
+                for artifact in artifacts:
+                    artifact.name = f"{component_id}:{artifact.name}"
+            return outputs
+
+    ComponentScopedNames.__name__ = ComponentScopedNames.__qualname__ = f"ComponentScoped{base.__name__}"
+    component.driver_class = ComponentScopedNames
+
+
 def create_dag(profile: str = "composer", overrides: Sequence[str] = (), home: str | None = None):
     """The whole TFX pipeline as an Airflow DAG (one task per component), via TFX's AirflowDagRunner."""
     config = load_dag_config(profile, overrides, home)
@@ -91,6 +114,8 @@ def create_dag(profile: str = "composer", overrides: Sequence[str] = (), home: s
 
     pipeline = create_pipeline(config)
     pipeline.metadata_connection_config = metadata_connection(config)
+    for component in pipeline.components:
+        _name_artifacts_per_component(component)
     runner = AirflowDagRunner(AirflowPipelineConfig(airflow_dag_config=dag_arguments(config)))
     return runner.run(pipeline)
 
@@ -183,7 +208,8 @@ def write_dags_folder(
         else:
             shutil.copy2(source, output / extra)
     # Only the two DAG files are DAGs; Airflow must not parse the package's modules as DAG candidates.
-    (output / ".airflowignore").write_text("".join(f"^{name}/\n" for name in (*PACKAGES, "schema")))
+    ignored = [f"^{name}/" for name in (*PACKAGES, "schema")] + ["^setup\\.py$"]
+    (output / ".airflowignore").write_text("\n".join(ignored) + "\n")
     tfx_dag = output / "taxi_pipeline_dag.py"
     tfx_dag.write_text(_TFX_DAG.format(profile=profile, overrides=list(overrides), home=home))
     vertex_dag = output / "taxi_vertex_schedule_dag.py"

@@ -1,0 +1,152 @@
+"""The compiled Vertex AI / Kubeflow pipeline specs, checked against the local DAG (no golden files).
+
+Both specs are compiled for real by ``taxi-pipeline compile`` (KubeflowV2DagRunner, offline) in this process, then
+parsed into the KFP ``PipelineSpec`` proto and compared with ``create_pipeline`` for the local profile: the same
+tasks with the same dependencies, the configured image on every step, and the runtime parameters with the
+config's values as defaults. ``aiplatform.PipelineJob`` is then built from the Vertex spec with anonymous
+credentials, which makes no network call.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from runners import cli, kubeflow
+
+IMAGE = "registry.example/taxi/taxi-pipeline:test"
+RESOLVER_SUFFIXES = ("-model-resolver", "-model-blessing-resolver")
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("specs")
+    paths = {}
+    for target in ("vertex", "kubeflow"):
+        paths[target] = folder / f"{target}.json"
+        code = cli.main(
+            [
+                "compile",
+                "--runner",
+                target,
+                "--output",
+                str(paths[target]),
+                "--home",
+                "gs://test-bucket/taxi",
+                "--set",
+                f"container.image={IMAGE}",
+                "--set",
+                "training.train_steps=321",
+            ]
+        )
+        assert code == 0
+    return paths
+
+
+def _spec_proto(document):
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    return json_format.ParseDict(kubeflow.pipeline_spec(document), pipeline_spec_pb2.PipelineSpec())
+
+
+def _node_id(task_name: str) -> str:
+    """KubeflowV2 splits a Resolver node into one task per input; both map back to the node."""
+    for suffix in RESOLVER_SUFFIXES:
+        if task_name.endswith(suffix):
+            return task_name[: -len(suffix)]
+    return task_name
+
+
+def _local_dag() -> dict[str, set[str]]:
+    from pipeline.config import load_config
+    from pipeline.pipeline import create_pipeline
+
+    pipeline = create_pipeline(load_config("local"))
+    return {component.id: {node.id for node in component.upstream_nodes} for component in pipeline.components}
+
+
+@pytest.mark.parametrize("target", ["vertex", "kubeflow"])
+def test_spec_has_the_local_dag_image_and_runtime_parameters(compiled, target):
+    document = json.loads(compiled[target].read_text())
+    spec = _spec_proto(document)
+    assert spec.pipeline_info.name == "taxi"
+
+    dag = {}
+    for name, task in spec.root.dag.tasks.items():
+        dag.setdefault(_node_id(name), set()).update(_node_id(upstream) for upstream in task.dependent_tasks)
+    assert dag == _local_dag()
+
+    executors = kubeflow.pipeline_spec(document)["deploymentSpec"]["executors"]
+    assert len(executors) == len(spec.root.dag.tasks)
+    assert {executor["container"]["image"] for executor in executors.values()} == {IMAGE}
+
+    parameters = spec.root.input_definitions.parameters
+    assert set(parameters) == {"data_root", "train_args", "eval_args", "eval_config"}
+    defaults = {name: parameter.default_value.string_value for name, parameter in parameters.items()}
+    assert defaults["data_root"] == "gs://test-bucket/taxi/data"
+    assert json.loads(defaults["train_args"]) == {"num_steps": 321}
+    assert json.loads(defaults["eval_args"]) == {"num_steps": 100}
+    assert "AUC" in defaults["eval_config"]
+    trainer = spec.root.dag.tasks["Trainer"].inputs.parameters
+    assert trainer["train_args"].component_input_parameter == "train_args"
+    assert trainer["eval_args"].component_input_parameter == "eval_args"
+    assert spec.root.dag.tasks["Evaluator"].inputs.parameters["eval_config"].component_input_parameter == "eval_config"
+    assert spec.root.dag.tasks["CsvExampleGen"].inputs.parameters["input_base"].component_input_parameter == (
+        "data_root"
+    )
+    if target == "vertex":
+        assert document["runtimeConfig"]["gcsOutputDirectory"] == "gs://test-bucket/taxi/pipeline_root"
+        assert document["runtimeConfig"]["parameterValues"] == defaults
+
+
+def test_pipeline_job_is_built_offline_with_changed_parameters(compiled):
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import aiplatform
+
+    document = kubeflow.read_spec(compiled["vertex"])
+    parameters = kubeflow.parse_parameters(
+        document, ["train_steps=50", "min_auc=0.8", "data_root=gs://other-bucket/data"]
+    )
+    job = aiplatform.PipelineJob(
+        display_name="taxi-test",
+        template_path=str(compiled["vertex"]),
+        parameter_values=parameters,
+        project="test-project",
+        location="europe-west4",
+        credentials=AnonymousCredentials(),
+    )
+    values = {name: value.string_value for name, value in job._gca_resource.runtime_config.parameter_values.items()}
+    assert values["data_root"] == "gs://other-bucket/data"
+    assert json.loads(values["train_args"]) == {"num_steps": 50}
+    threshold = json.loads(values["eval_config"])["metrics_specs"][0]["metrics"][1]["per_slice_thresholds"][0]
+    assert threshold["threshold"]["value_threshold"]["lower_bound"] == 0.8
+    assert json.loads(values["eval_args"]) == {"num_steps": 100}  # the compiled default, unchanged
+    assert job._gca_resource.pipeline_spec["deploymentSpec"]
+
+
+def test_unknown_parameter_is_a_user_error(compiled):
+    from runners.errors import UserError
+
+    with pytest.raises(UserError, match="not a runtime parameter"):
+        kubeflow.parse_parameters(kubeflow.read_spec(compiled["kubeflow"]), ["epochs=3"])
+
+
+def test_compiling_a_profile_with_local_metadata_is_one_line(capsys):
+    assert cli.main(["compile", "--runner", "vertex", "--profile", "local"]) == 2
+    assert capsys.readouterr().err.startswith("error: profile 'local' sets an ML Metadata connection")
+
+
+def test_help_and_user_errors_load_no_tensorflow():
+    code = (
+        "import sys; from runners import cli; cli.build_parser().format_help();"
+        "assert cli.main(['submit', '--runner', 'kubeflow', '--spec', 'x.json']) == 2;"
+        "assert cli.main(['compile', '--runner', 'vertex', '--profile', 'nope']) == 2;"
+        "assert 'tensorflow' not in sys.modules and 'tfx' not in sys.modules, 'heavy import'"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "error: no Kubeflow Pipelines host" in result.stderr
