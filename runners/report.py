@@ -167,10 +167,8 @@ def _read_metrics(evaluation_uri: str, report: RunReport) -> None:
     """Overall and per-slice metrics of the candidate (and the baseline, when there was one) from TFMA's output."""
     import tensorflow_model_analysis as tfma  # already loaded in a run that evaluated; heavy otherwise
 
-    if not os.path.exists(os.path.join(evaluation_uri, "metrics")) and not any(
-        name.startswith("metrics") for name in os.listdir(evaluation_uri)
-    ):
-        return
+    if not any(name.startswith("metrics") for name in os.listdir(evaluation_uri)):
+        return  # the Evaluator failed before writing metrics
     for slice_metrics in tfma.load_metrics(evaluation_uri):
         slice_name = _slice_name(slice_metrics.slice_key)
         for entry in slice_metrics.metric_keys_and_values:
