@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.config import ConfigError, PipelineConfig, load_config
-from runners import remote_cli
+from runners import remote_cli, serving
 from runners.errors import UserError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_VALIDATION = 0, 1, 2, 3
@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_arguments(run, "local")
     run.set_defaults(handler=_run_command)
     remote_cli.add_commands(commands)  # compile, submit (Vertex AI, Kubeflow, Airflow)
+    serving.add_commands(commands)  # serve (local TF Serving-compatible REST server)
     return parser
 
 

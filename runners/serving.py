@@ -1,0 +1,129 @@
+"""The ``serve`` sub-command of ``taxi-pipeline``: serve the pushed models over TF Serving's REST API, locally.
+
+Only argparse and the config are imported here; TensorFlow, FastAPI and uvicorn load once the command runs, so
+``taxi-pipeline --help`` stays instant. The server itself lives in ``runners.serving_app`` (HTTP),
+``runners.serving_models`` (versions on disk, pickup, canary) and ``runners.serving_predict`` (request formats).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import sys
+from pathlib import Path
+
+from pipeline.config import ConfigError, load_config
+from runners.errors import UserError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8501  # TF Serving's REST port, so clients' defaults fit
+DEFAULT_POLL_SECONDS = 2.0
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Registers ``serve`` on the ``taxi-pipeline`` parser."""
+    serve = commands.add_parser(
+        "serve",
+        help="serve the pushed models over TF Serving's REST API on this machine",
+        description=(
+            "Serve the versions the Pusher wrote to <home>/serving/<model>/ with TensorFlow Serving's REST API "
+            "(GET /v1/models/<model>, POST /v1/models/<model>[/versions/<v>]:predict). New versions are picked up "
+            "while serving. See docs/SERVING.md."
+        ),
+    )
+    serve.add_argument("--home", default=None, help="the pipeline's home folder (./pipeline_home)")
+    serve.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind ({DEFAULT_HOST}: this machine only)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on ({DEFAULT_PORT})")
+    serve.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=DEFAULT_POLL_SECONDS,
+        help=f"how often to look for newly pushed versions, in seconds; 0 turns it off ({DEFAULT_POLL_SECONDS:g})",
+    )
+    serve.add_argument(
+        "--canary",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="send this share (0-1) of requests to the newest version and the rest to the previous one (0: off)",
+    )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help=f"larger request bodies are refused with 413 ({DEFAULT_MAX_BODY_BYTES})",
+    )
+    serve.add_argument("--workers", type=int, default=4, help="threads running predictions (4)")
+    serve.add_argument("--profile", default="local", help="config profile name or .toml path (local)")
+    serve.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one config value, e.g. --set serving.model_name=taxi (repeatable)",
+    )
+    serve.set_defaults(handler=_serve_command)
+
+
+def _serve_command(args: argparse.Namespace) -> int:
+    if not 0 <= args.canary < 1:
+        raise UserError(f"--canary must be a share from 0 to below 1 (e.g. 0.1), got {args.canary:g}")
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port must be from 0 to 65535, got {args.port}")
+    if args.poll_seconds < 0 or args.max_body_bytes <= 0 or args.workers <= 0:
+        raise UserError("--poll-seconds must be 0 or more; --max-body-bytes and --workers must be positive")
+    try:
+        config = load_config(args.profile, args.overrides, home=args.home)
+    except ConfigError as error:
+        raise UserError(str(error)) from None
+    model_dir = Path(config.serving_model_dir)
+    if not model_dir.is_dir():
+        raise UserError(
+            f"no pushed models in {model_dir}: run `taxi-pipeline run --home {config.home}` first, "
+            "or point --home at the pipeline's home"
+        )
+
+    sock = _bind(args.host, args.port)  # before the slow model load, so a busy port fails at once
+
+    from runners.environment import prepare_tensorflow
+
+    prepare_tensorflow()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("absl").setLevel(logging.WARNING)
+
+    import uvicorn
+
+    from runners.serving_app import create_app, make_config
+    from runners.serving_models import ModelRepository
+
+    repository = ModelRepository(
+        model_dir, config.serving.model_name, poll_seconds=args.poll_seconds, canary=args.canary
+    )
+    loaded = repository.refresh().newest_first
+    if not loaded:
+        logging.warning(
+            "no version of %s could be loaded yet from %s; waiting for one", config.serving.model_name, model_dir
+        )
+    app = create_app(repository, max_body_bytes=args.max_body_bytes, workers=args.workers)
+    print(
+        f"serving {config.serving.model_name} versions {loaded} from {model_dir} "
+        f"at http://{args.host}:{args.port}/v1/models/{config.serving.model_name} (Ctrl-C to stop)",
+        file=sys.stderr,
+        flush=True,
+    )
+    uvicorn.Server(make_config(app, args.host, args.port)).run(sockets=[sock])
+    return 0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as error:
+        raise UserError(f"cannot listen on {host}:{port}: {error.strerror} (pick another --port or --host)") from None
+    return sock

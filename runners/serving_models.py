@@ -1,0 +1,226 @@
+"""The versions of one model that the server holds, kept in step with the Pusher's serving directory.
+
+The Pusher writes each version to ``<serving dir>/<model name>/<integer version>/`` and writes ``saved_model.pb``
+last, so a version counts as present once that file exists (the rule TF Serving follows too). A poller thread
+loads a new version completely (SavedModel restore plus one warm-up call, so its first request is not slow) while
+requests keep using the versions already loaded; only then is the set of versions replaced, by one reference
+assignment. A request takes the current set once and keeps it to the end, so a switch never fails a request.
+
+Without a canary the newest loadable version serves everything (TF Serving's "latest" policy); with a canary
+share the two newest are held and the newest gets that share of the requests that name no version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import tensorflow as tf
+
+from runners.serving_predict import DEFAULT_SIGNATURE, RequestError, Signature
+
+log = logging.getLogger(__name__)
+
+SAVED_MODEL_FILE = "saved_model.pb"
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedVersion:
+    version: int
+    path: str
+    signatures: Mapping[str, Signature]
+    saved_model: Any  # holds the restored variables and functions for as long as a request may use them
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    """A version that did not load, and the ``saved_model.pb`` stamp it failed with (retried when that changes)."""
+
+    stamp: tuple[int, int]
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """The loaded versions at one moment; never changed in place, only replaced as a whole."""
+
+    versions: Mapping[int, LoadedVersion]
+    failures: Mapping[int, Failure]
+
+    @property
+    def newest_first(self) -> list[int]:
+        return sorted(self.versions, reverse=True)
+
+
+def load_version(path: Path) -> LoadedVersion:
+    """Restores one SavedModel and runs its default signature once on a dummy row.
+
+    The warm-up matters: the first call of a restored function pays for graph optimisation (hundreds of ms),
+    which would otherwise land on the first live request after a switch.
+    """
+    saved_model = tf.saved_model.load(str(path))
+    signatures = {name: Signature.from_function(name, fn) for name, fn in saved_model.signatures.items()}
+    warm = signatures.get(DEFAULT_SIGNATURE)
+    if warm is not None and warm.scalar_inputs:
+        dummy = {
+            key: tf.constant([b"" if dtype == tf.string else 0], dtype=dtype) for key, dtype in warm.inputs.items()
+        }
+        try:
+            warm.function(**dummy)
+        except tf.errors.OpError as error:  # a model that cannot take zeros may still take real rows
+            log.warning("warm-up call of %s failed: %s", path, error.message.splitlines()[0])
+    return LoadedVersion(version=int(path.name), path=str(path), signatures=signatures, saved_model=saved_model)
+
+
+class ModelRepository:
+    """The servable versions of one model: what is on disk, what is loaded, and which version a request gets."""
+
+    def __init__(
+        self,
+        base_dir: str | Path,
+        name: str,
+        *,
+        poll_seconds: float = 2.0,
+        canary: float = 0.0,
+        loader: Callable[[Path], LoadedVersion] = load_version,
+    ):
+        if not 0.0 <= canary < 1.0:
+            raise ValueError(f"canary must be in [0, 1), got {canary}")
+        self.base_dir = Path(base_dir)
+        self.name = name
+        self.poll_seconds = poll_seconds
+        self.canary = canary
+        self._loader = loader
+        self._snapshot = Snapshot(versions={}, failures={})
+        self._refresh_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._random = random.Random()
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    def on_disk(self) -> list[int]:
+        """Complete versions in the serving directory, newest first."""
+        if not self.base_dir.is_dir():
+            return []
+        found = [
+            int(entry.name)
+            for entry in self.base_dir.iterdir()
+            if entry.name.isdigit() and (entry / SAVED_MODEL_FILE).is_file()
+        ]
+        return sorted(found, reverse=True)
+
+    def refresh(self) -> Snapshot:
+        """Loads what is new on disk, drops what is gone or superseded, and swaps the snapshot in one step."""
+        with self._refresh_lock:
+            current = self._snapshot
+            keep = 2 if self.canary > 0 else 1
+            versions: dict[int, LoadedVersion] = {}
+            failures = dict(current.failures)
+            present = self.on_disk()
+            for version in present:
+                if len(versions) == keep:
+                    break
+                if version in current.versions:
+                    versions[version] = current.versions[version]
+                    continue
+                path = self.base_dir / str(version)
+                stamp = _stamp(path)
+                if version in failures and failures[version].stamp == stamp:
+                    continue  # still the same broken files; try the next older version
+                try:
+                    versions[version] = self._loader(path)
+                    failures.pop(version, None)
+                    log.info("loaded %s version %d from %s", self.name, version, path)
+                except Exception as error:  # noqa: BLE001 - any unloadable version must leave serving intact
+                    failures[version] = Failure(stamp, f"{type(error).__name__}: {error}".splitlines()[0])
+                    log.error("could not load %s version %d: %s", self.name, version, failures[version].message)
+            failures = {version: f for version, f in failures.items() if version in present}
+            if versions.keys() != current.versions.keys() or failures != current.failures:
+                self._snapshot = Snapshot(versions=versions, failures=failures)
+                dropped = sorted(set(current.versions) - set(versions))
+                log.info(
+                    "serving %s versions %s%s", self.name, sorted(versions), f" (unloaded {dropped})" * bool(dropped)
+                )
+            return self._snapshot
+
+    def start_polling(self) -> None:
+        """Refreshes every ``poll_seconds`` in a daemon thread until ``stop()``."""
+        if self._thread is not None or self.poll_seconds <= 0:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._poll, name=f"poll-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+            self._thread = None
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.refresh()
+            except Exception:  # noqa: BLE001 - e.g. the directory vanished for a moment; try again next time
+                log.exception("polling %s failed", self.base_dir)
+
+    def choose(self, name: str, version: int | None = None) -> LoadedVersion:
+        """The version a request gets: the one it names, else the newest, or the previous one outside the canary."""
+        if name != self.name:
+            raise RequestError(f"Servable not found for request: {_describe(name, version)}", status=404)
+        snapshot = self._snapshot
+        if version is not None:
+            loaded = snapshot.versions.get(version)
+            if loaded is None:
+                available = ", ".join(map(str, snapshot.newest_first)) or "none"
+                raise RequestError(
+                    f"Servable not found for request: {_describe(name, version)} (loaded versions: {available})",
+                    status=404,
+                )
+            return loaded
+        order = snapshot.newest_first
+        if not order:
+            raise RequestError(f"Servable not found for request: {_describe(name, None)} (no version loaded)", 404)
+        if len(order) > 1 and self._random.random() >= self.canary:
+            return snapshot.versions[order[1]]
+        return snapshot.versions[order[0]]
+
+    def status(self, name: str, version: int | None = None) -> dict[str, Any]:
+        """TF Serving's GetModelStatus answer: loaded versions AVAILABLE, versions that failed to load END."""
+        if name != self.name:
+            raise RequestError(f"Could not find any versions of model {name}", status=404)
+        snapshot = self._snapshot
+        entries = [
+            {"version": str(v), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+            for v in snapshot.newest_first
+        ]
+        entries += [
+            {"version": str(v), "state": "END", "status": {"error_code": "UNKNOWN", "error_message": failure.message}}
+            for v, failure in sorted(snapshot.failures.items(), reverse=True)
+        ]
+        if version is not None:
+            entries = [entry for entry in entries if entry["version"] == str(version)]
+        if not entries:
+            target = f"version {version} of model {name}" if version is not None else f"any versions of model {name}"
+            raise RequestError(f"Could not find {target}", status=404)
+        return {"model_version_status": entries}
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    try:
+        stat = (path / SAVED_MODEL_FILE).stat()
+    except OSError:
+        return (0, 0)
+    return (stat.st_size, stat.st_mtime_ns)
+
+
+def _describe(name: str, version: int | None) -> str:
+    return f"Specific({name}, {version})" if version is not None else f"Latest({name})"

@@ -1,0 +1,258 @@
+"""TensorFlow Serving's REST ``:predict`` request and response formats, on top of a loaded SavedModel signature.
+
+A request names its inputs either row by row (``{"instances": [{"fare": 12.5, ...}, ...]}``) or column by column
+(``{"inputs": {"fare": [12.5, ...], ...}}``); the answer is ``{"predictions": [...]}`` or ``{"outputs": ...}``
+respectively, shaped exactly as TF Serving shapes them, so a client written against TF Serving works unchanged.
+
+Values are checked against the signature's own input specs before TensorFlow sees them: a wrong type or a missing
+feature is the caller's mistake and must come back as a 400 that names the feature and the row, not as a
+TensorFlow stack trace. ``null`` is the one convenience beyond TF Serving: a row with a missing value is sent
+through ``serving_default`` as a ``tf.Example`` without that feature, which is how the pipeline's own data
+expresses a missing value (census tracts are mostly empty), so optional features can be left out.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+# Raw feature values in, probabilities out (models/trainer.py); the default when a request names no signature.
+DEFAULT_SIGNATURE = "serving_raw"
+# Serialized tf.Example in: used for rows with missing (null) values, which a dense raw tensor cannot express.
+EXAMPLES_SIGNATURE = "serving_default"
+EXAMPLES_INPUT = "examples"
+
+
+class RequestError(Exception):
+    """A request the server cannot answer; ``status`` is the HTTP status, ``str(error)`` the JSON ``error``."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclasses.dataclass(frozen=True)
+class Signature:
+    """One callable signature of a SavedModel and its typed inputs (one value per instance each)."""
+
+    name: str
+    function: Any  # a ConcreteFunction called with keyword tensors
+    inputs: Mapping[str, tf.DType]
+    outputs: tuple[str, ...]
+
+    @classmethod
+    def from_function(cls, name: str, function: Any) -> Signature:
+        specs: Mapping[str, tf.TensorSpec] = function.structured_input_signature[1]
+        outputs = tuple(sorted(function.structured_outputs))
+        return cls(
+            name=name, function=function, inputs={key: spec.dtype for key, spec in specs.items()}, outputs=outputs
+        )
+
+    @property
+    def scalar_inputs(self) -> bool:
+        """Whether every input is one value per instance (``[batch]``), the only form this server converts."""
+        specs = self.function.structured_input_signature[1]
+        return all(spec.shape.rank == 1 for spec in specs.values())
+
+
+def parse_json(body: bytes) -> Any:
+    """The request's JSON document, or a 400 that says where it is malformed."""
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError:
+        raise RequestError("JSON Parse error: the body is not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        raise RequestError(f"JSON Parse error: {error.msg} at offset {error.pos}") from None
+
+
+def predict(signatures: Mapping[str, Signature], request: Any) -> dict[str, Any]:
+    """Answers one ``:predict`` request document with the named (or default) signature."""
+    if not isinstance(request, dict):
+        raise RequestError('the request must be a JSON object with an "instances" or an "inputs" key')
+    name = request.get("signature_name", DEFAULT_SIGNATURE)
+    signature = signatures.get(name) if isinstance(name, str) else None
+    if signature is None or not signature.scalar_inputs:
+        known = ", ".join(sorted(n for n, s in signatures.items() if s.scalar_inputs))
+        raise RequestError(f'Serving signature name: "{name}" not found in signature def (this model has: {known})')
+    unknown = set(request) - {"signature_name", "instances", "inputs"}
+    if unknown:
+        raise RequestError(f"unknown key(s) in the request: {', '.join(sorted(unknown))}")
+    if ("instances" in request) == ("inputs" in request):
+        raise RequestError('the request must have exactly one of "instances" (rows) or "inputs" (columns)')
+
+    if "instances" in request:
+        columns = _columns_from_instances(request["instances"], signature)
+    else:
+        columns = _columns_from_inputs(request["inputs"], signature)
+    results = _run(signatures, signature, columns)
+
+    if "instances" in request:
+        if len(results) == 1:
+            return {"predictions": next(iter(results.values())).tolist()}
+        batch = len(next(iter(results.values())))
+        return {"predictions": [{key: value[row].tolist() for key, value in results.items()} for row in range(batch)]}
+    if len(results) == 1:
+        return {"outputs": next(iter(results.values())).tolist()}
+    return {"outputs": {key: value.tolist() for key, value in results.items()}}
+
+
+def dumps(document: Mapping[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def _columns_from_instances(instances: Any, signature: Signature) -> dict[str, list[Any]]:
+    if not isinstance(instances, list) or not instances:
+        raise RequestError('"instances" must be a non-empty list of rows')
+    expected = signature.inputs
+    if len(expected) == 1 and not _is_named_row(instances[0]):
+        # TF Serving's shorthand for single-input signatures: the rows are the values themselves.
+        return {next(iter(expected)): instances}
+    columns: dict[str, list[Any]] = {key: [] for key in expected}
+    for row, instance in enumerate(instances):
+        if not isinstance(instance, dict):
+            raise RequestError(f"instance {row} must be an object of {{feature: value}}, got {_kind(instance)}")
+        _check_names(instance, expected, f"instance {row}")
+        for key, column in columns.items():
+            column.append(instance[key])
+    return columns
+
+
+def _is_named_row(instance: Any) -> bool:
+    """An object of {input: value}, as opposed to a bare value ({"b64": ...} is a value: binary data in JSON)."""
+    return isinstance(instance, dict) and set(instance) != {"b64"}
+
+
+def _columns_from_inputs(inputs: Any, signature: Signature) -> dict[str, list[Any]]:
+    expected = signature.inputs
+    if len(expected) == 1 and isinstance(inputs, list):
+        inputs = {next(iter(expected)): inputs}
+    if not isinstance(inputs, dict):
+        raise RequestError('"inputs" must be an object of {feature: [values]}')
+    _check_names(inputs, expected, '"inputs"')
+    lengths = set()
+    for key in expected:
+        if not isinstance(inputs[key], list) or not inputs[key]:
+            raise RequestError(f'input "{key}" must be a non-empty list with one value per instance')
+        lengths.add(len(inputs[key]))
+    if len(lengths) > 1:
+        raise RequestError(f"every input must have the same number of values; got lengths {sorted(lengths)}")
+    return {key: inputs[key] for key in expected}
+
+
+def _check_names(given: Mapping[str, Any], expected: Mapping[str, tf.DType], where: str) -> None:
+    missing = [key for key in expected if key not in given]
+    if missing:
+        raise RequestError(f"{where} is missing feature(s): {', '.join(missing)} (use null for a missing value)")
+    extra = [key for key in given if key not in expected]
+    if extra:
+        raise RequestError(f"{where} has unknown feature(s): {', '.join(extra)}; expected: {', '.join(expected)}")
+
+
+def _run(
+    signatures: Mapping[str, Signature], signature: Signature, columns: dict[str, list[Any]]
+) -> dict[str, np.ndarray]:
+    missing = [key for key, values in columns.items() if any(value is None for value in values)]
+    if missing:
+        if signature.name != DEFAULT_SIGNATURE or EXAMPLES_SIGNATURE not in signatures:
+            raise RequestError(f"missing (null) value for input(s): {', '.join(missing)}")
+        # The raw signature takes dense tensors; express the missing values as absent tf.Example features instead.
+        typed = {
+            key: _typed_values(key, values, signature.inputs[key], allow_null=True) for key, values in columns.items()
+        }
+        examples = _examples(typed, signature.inputs)
+        signature = signatures[EXAMPLES_SIGNATURE]
+        tensors = {EXAMPLES_INPUT: tf.constant(examples, dtype=tf.string)}
+    else:
+        tensors = {
+            key: _tensor(_typed_values(key, values, signature.inputs[key]), signature.inputs[key])
+            for key, values in columns.items()
+        }
+    try:
+        outputs = signature.function(**tensors)
+    except tf.errors.InvalidArgumentError as error:
+        # E.g. a required feature given as null: TensorFlow's first line names it; the rest is graph detail.
+        raise RequestError(error.message.strip().splitlines()[0]) from None
+    return {key: _plain(outputs[key].numpy()) for key in signature.outputs}
+
+
+def _tensor(values: list[Any], dtype: tf.DType) -> tf.Tensor:
+    """Via numpy, because ``tf.constant`` refuses a float column that JSON wrote as a mix of ints and floats."""
+    if dtype == tf.string:
+        return tf.constant(values, dtype=dtype)
+    return tf.constant(np.asarray(values, dtype=dtype.as_numpy_dtype))
+
+
+def _typed_values(key: str, values: Sequence[Any], dtype: tf.DType, allow_null: bool = False) -> list[Any]:
+    """``values`` as Python values of the input's type, or a 400 naming the first one that is not."""
+    if dtype == tf.string:
+        return [_as_bytes(key, row, value, allow_null) for row, value in enumerate(values)]
+    if dtype.is_integer:
+        accepted: tuple[type, ...] = (int,)
+        what = "integers"
+    elif dtype.is_floating:
+        accepted = (int, float)
+        what = "numbers"
+    else:
+        raise RequestError(f'input "{key}" has type {dtype.name}, which this server does not convert from JSON')
+    for row, value in enumerate(values):
+        if (value is None and allow_null) or (isinstance(value, accepted) and not isinstance(value, bool)):
+            continue
+        raise RequestError(f'input "{key}" takes {what} ({dtype.name}); value {row} is {_kind(value)}')
+    if dtype.is_integer:
+        low, high = dtype.min, dtype.max
+        for row, value in enumerate(values):
+            if value is not None and not low <= value <= high:
+                raise RequestError(f'input "{key}": value {row} ({value}) is out of range for {dtype.name}')
+    return list(values)
+
+
+def _as_bytes(key: str, row: int, value: Any, allow_null: bool) -> bytes | None:
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, dict) and set(value) == {"b64"} and isinstance(value["b64"], str):
+        try:
+            return base64.b64decode(value["b64"], validate=True)
+        except binascii.Error:
+            raise RequestError(f'input "{key}": value {row} has invalid base64 in "b64"') from None
+    if value is None and allow_null:
+        return None
+    raise RequestError(f'input "{key}" takes strings; value {row} is {_kind(value)}')
+
+
+def _examples(columns: Mapping[str, list[Any]], dtypes: Mapping[str, tf.DType]) -> list[bytes]:
+    """Serialized tf.Examples, one per row, leaving out the features whose value is None."""
+    batch = len(next(iter(columns.values())))
+    serialized = []
+    for row in range(batch):
+        feature = {}
+        for key, values in columns.items():
+            value = values[row]
+            if value is None:
+                continue
+            if dtypes[key] == tf.string:
+                feature[key] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+            elif dtypes[key].is_integer:
+                feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+            else:
+                feature[key] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+        serialized.append(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    return serialized
+
+
+def _plain(array: np.ndarray) -> np.ndarray:
+    """String outputs as text (JSON has no bytes); numbers unchanged."""
+    if array.dtype == object:
+        return np.vectorize(lambda value: value.decode("utf-8", "replace"), otypes=[object])(array)
+    return array
+
+
+def _kind(value: Any) -> str:
+    text = json.dumps(value)
+    return f"{text[:40]}{'...' if len(text) > 40 else ''} ({type(value).__name__ if value is not None else 'null'})"

@@ -1,0 +1,418 @@
+"""``taxi-pipeline serve`` over real HTTP on 127.0.0.1, against a model the real pipeline trained and pushed.
+
+The pipeline runs once per module on a 2,000-row slice (as in test_e2e_local.py). A second version, where a test
+needs one, is the same real SavedModel copied to a higher version number, written the way the Pusher writes
+(``saved_model.pb`` last); the two versions predict alike, so the tests tell them apart by the version header.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models import features
+from pipeline.config import PROJECT_DIR, load_config
+from runners import cli
+from runners.local import run_local
+from runners.serving_app import VERSION_HEADER, BackgroundServer, create_app, serve_in_background
+from runners.serving_models import SAVED_MODEL_FILE, ModelRepository
+
+SLICE_ROWS = 2000
+SMALL_RUN = ["training.train_steps=150", "training.eval_steps=5", "model.batch_size=64", "evaluation.min_auc=0.6"]
+MODEL = "taxi"
+
+
+def _csv_rows(limit: int) -> tuple[list[str], list[dict[str, str]]]:
+    with (PROJECT_DIR / "data" / "taxi.csv").open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        return list(reader.fieldnames or []), [row for _, row in zip(range(limit), reader, strict=False)]
+
+
+def _typed(row: dict[str, str], fill_missing: bool) -> dict[str, Any]:
+    """A CSV row as a JSON instance: numbers as numbers, empty cells as null (or 0 when ``fill_missing``)."""
+    instance: dict[str, Any] = {}
+    for name in features.FEATURES:
+        text = row[name]
+        if text == "":
+            instance[name] = None if not fill_missing else "" if name in features.STRING_COLUMNS else 0
+        elif name in features.STRING_COLUMNS:
+            instance[name] = text
+        elif name in features.INT_COLUMNS:
+            instance[name] = int(text)
+        else:
+            instance[name] = float(text)
+    return instance
+
+
+def _example(instance: dict[str, Any]) -> bytes:
+    feature = {}
+    for name, value in instance.items():
+        if value is None:
+            continue
+        if name in features.STRING_COLUMNS:
+            feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
+        elif name in features.INT_COLUMNS:
+            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+        else:
+            feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    """A pipeline home whose serving directory holds one version pushed by a real (small) pipeline run."""
+    header, rows = _csv_rows(SLICE_ROWS)
+    data = tmp_path_factory.mktemp("data")
+    with (data / "taxi.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
+    home = tmp_path_factory.mktemp("home")
+    run = run_local(load_config("local", SMALL_RUN, home=str(home), data_root=str(data)))
+    assert run.succeeded and run.report.pushed_path, run.error
+    return home
+
+
+@pytest.fixture(scope="module")
+def pushed(home) -> Path:
+    (version,) = [path for path in (home / "serving" / MODEL).iterdir() if path.name.isdigit()]
+    return version
+
+
+@pytest.fixture(scope="module")
+def saved_model(pushed):
+    return tf.saved_model.load(str(pushed))
+
+
+@pytest.fixture(scope="module")
+def server(pushed) -> Iterator[BackgroundServer]:
+    repository = ModelRepository(pushed.parent, MODEL, poll_seconds=0)
+    repository.refresh()
+    running = serve_in_background(create_app(repository))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def instances() -> list[dict[str, Any]]:
+    return [_typed(row, fill_missing=True) for row in _csv_rows(16)[1]]
+
+
+def _own_output(saved_model, instances: list[dict[str, Any]]) -> np.ndarray:
+    signature = saved_model.signatures["serving_raw"]
+    specs = signature.structured_input_signature[1]
+    tensors = {
+        name: tf.constant(np.array([row[name] for row in instances], dtype=spec.dtype.as_numpy_dtype))
+        for name, spec in specs.items()
+    }
+    return signature(**tensors)["probabilities"].numpy()
+
+
+def test_status_has_tf_serving_shape(client, pushed):
+    answer = client.get(f"/v1/models/{MODEL}")
+    assert answer.status_code == 200
+    available = {"version": pushed.name, "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+    assert answer.json() == {"model_version_status": [available]}
+    assert client.get(f"/v1/models/{MODEL}/versions/{pushed.name}").json() == {"model_version_status": [available]}
+    metadata = client.get(f"/v1/models/{MODEL}/metadata").json()
+    raw_inputs = metadata["metadata"]["signature_def"]["signature_def"]["serving_raw"]["inputs"]
+    assert set(raw_inputs) == set(features.FEATURES)
+    assert raw_inputs["fare"]["dtype"] == "DT_FLOAT" and raw_inputs["company"]["dtype"] == "DT_STRING"
+
+
+def test_instance_predictions_equal_the_saved_models_own_output(client, saved_model, instances, pushed):
+    # Empty cells are filled with the integer 0, so float columns mix JSON ints and floats, as clients write them.
+    assert any(
+        {type(row[name]) for row in instances} == {int, float}
+        for name in features.DENSE_FLOAT_FEATURES + features.BUCKET_FEATURES
+    )
+    expected = _own_output(saved_model, instances)
+    assert expected.shape == (len(instances), 1) and expected.std() > 0
+    for path in (f"/v1/models/{MODEL}:predict", f"/v1/models/{MODEL}/versions/{pushed.name}:predict"):
+        answer = client.post(path, json={"instances": instances})
+        assert answer.status_code == 200, answer.text
+        assert set(answer.json()) == {"predictions"}
+        # JSON carries the float32 values exactly: equality, not closeness.
+        np.testing.assert_array_equal(np.array(answer.json()["predictions"], dtype=np.float32), expected)
+        assert answer.headers[VERSION_HEADER] == pushed.name
+    named = client.post(f"/v1/models/{MODEL}:predict", json={"signature_name": "serving_raw", "instances": instances})
+    assert named.json() == answer.json()
+
+
+def test_columnar_inputs_answer_outputs(client, saved_model, instances):
+    columns = {name: [row[name] for row in instances] for name in features.FEATURES}
+    answer = client.post(f"/v1/models/{MODEL}:predict", json={"inputs": columns})
+    assert answer.status_code == 200, answer.text
+    assert set(answer.json()) == {"outputs"}
+    np.testing.assert_array_equal(
+        np.array(answer.json()["outputs"], dtype=np.float32), _own_output(saved_model, instances)
+    )
+
+
+def test_null_means_missing_as_in_a_tf_example(client, saved_model):
+    rows = [_typed(row, fill_missing=False) for row in _csv_rows(16)[1]]
+    assert any(value is None for row in rows for value in row.values())  # census tracts are mostly empty
+    answer = client.post(f"/v1/models/{MODEL}:predict", json={"instances": rows})
+    assert answer.status_code == 200, answer.text
+    examples = tf.constant([_example(row) for row in rows])
+    expected = saved_model.signatures["serving_default"](examples=examples)["probabilities"].numpy()
+    np.testing.assert_array_equal(np.array(answer.json()["predictions"], dtype=np.float32), expected)
+
+
+def test_tf_serving_client_of_serving_default_works_unchanged(client, saved_model, instances):
+    """What a client of TF Serving sends to the default signature: serialized tf.Examples, base64-encoded."""
+    encoded = [{"b64": base64.b64encode(_example(row)).decode()} for row in instances]
+    answer = client.post(
+        f"/v1/models/{MODEL}:predict", json={"signature_name": "serving_default", "instances": encoded}
+    )
+    assert answer.status_code == 200, answer.text
+    np.testing.assert_allclose(answer.json()["predictions"], _own_output(saved_model, instances), rtol=1e-6)
+
+
+def _bad_requests(instance: dict[str, Any]) -> list[tuple[str, str, str, bytes, int, str]]:
+    """(case, method, path, body, expected status, text the error must contain)."""
+    predict = f"/v1/models/{MODEL}:predict"
+
+    def body(document: Any) -> bytes:
+        return json.dumps(document).encode()
+
+    def one(**changes: Any) -> bytes:
+        return body({"instances": [{**instance, **changes}]})
+
+    without_fare = {key: value for key, value in instance.items() if key != "fare"}
+    return [
+        ("malformed JSON", "POST", predict, b'{"instances": [', 400, "JSON Parse error"),
+        ("not UTF-8", "POST", predict, b"\xff\xfe", 400, "JSON Parse error"),
+        ("not an object", "POST", predict, body([instance]), 400, '"instances" or an "inputs"'),
+        ("neither form", "POST", predict, body({"rows": []}), 400, "unknown key"),
+        ("both forms", "POST", predict, body({"instances": [instance], "inputs": {}}), 400, "exactly one"),
+        ("no rows", "POST", predict, body({"instances": []}), 400, "non-empty"),
+        ("missing feature", "POST", predict, body({"instances": [without_fare]}), 400, "missing feature(s): fare"),
+        ("unknown feature", "POST", predict, one(tip=3.0), 400, "unknown feature(s): tip"),
+        ("text for a number", "POST", predict, one(fare="12.5"), 400, 'input "fare" takes numbers'),
+        ("number for text", "POST", predict, one(company=7), 400, 'input "company" takes strings'),
+        ("bool for an integer", "POST", predict, one(trip_start_hour=True), 400, 'input "trip_start_hour"'),
+        ("fraction for an integer", "POST", predict, one(trip_start_hour=3.5), 400, "takes integers"),
+        ("integer out of range", "POST", predict, one(trip_start_hour=2**70), 400, "out of range"),
+        ("list for a scalar", "POST", predict, one(fare=[1.0]), 400, 'input "fare" takes numbers'),
+        ("bad base64", "POST", predict, one(company={"b64": "%%%"}), 400, "base64"),
+        (
+            "ragged columns",
+            "POST",
+            predict,
+            body({"inputs": {**{k: [v] for k, v in instance.items()}, "fare": [1.0, 2.0]}}),
+            400,
+            "same number",
+        ),
+        ("unknown signature", "POST", predict, body({"signature_name": "nope", "instances": [instance]}), 400, "nope"),
+        ("unknown model", "POST", "/v1/models/nope:predict", one(), 404, "Servable not found"),
+        ("unknown version", "POST", f"/v1/models/{MODEL}/versions/7:predict", one(), 404, "Specific(taxi, 7)"),
+        ("version not a number", "POST", f"/v1/models/{MODEL}/versions/x:predict", one(), 400, "non-negative integer"),
+        ("status of unknown model", "GET", "/v1/models/nope", b"", 404, "Could not find any versions"),
+        ("status of unknown version", "GET", f"/v1/models/{MODEL}/versions/7", b"", 404, "Could not find version 7"),
+        ("unknown path", "GET", "/v2/models", b"", 404, "Not Found"),
+        ("wrong method", "GET", predict, b"", 404, "Could not find any versions"),
+        ("body over 1 MiB", "POST", predict, b" " * (1024 * 1024 + 1), 413, "exceeds the limit"),
+    ]
+
+
+def test_bad_requests_get_a_4xx_with_a_clear_error_and_serving_goes_on(client, instances):
+    failures = []
+    for case, method, path, body, status, text in _bad_requests(instances[0]):
+        answer = client.request(method, path, content=body, headers={"content-type": "application/json"})
+        error = answer.json().get("error", "") if answer.headers.get("content-type") == "application/json" else ""
+        if answer.status_code != status or text not in error:
+            failures.append(f"{case}: {answer.status_code} {answer.text[:200]}")
+    assert not failures, "\n".join(failures)
+    assert client.post(f"/v1/models/{MODEL}:predict", json={"instances": instances}).status_code == 200
+
+
+def test_huge_body_without_a_declared_length_is_cut_off(client):
+    def chunks() -> Iterator[bytes]:  # chunked transfer encoding: no Content-Length to check up front
+        for _ in range(64):
+            yield b" " * 65536
+
+    answer = client.post(f"/v1/models/{MODEL}:predict", content=chunks())
+    assert answer.status_code == 413 and "exceeds the limit" in answer.json()["error"]
+
+
+def _push_copy(source: Path, version: int) -> Path:
+    """Copies a version as the Pusher writes one: everything else first, ``saved_model.pb`` last."""
+    target = source.parent / str(version)
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(SAVED_MODEL_FILE))
+    shutil.copy2(source / SAVED_MODEL_FILE, target / SAVED_MODEL_FILE)
+    return target
+
+
+@pytest.fixture(scope="module")
+def own_serving_dir(pushed, tmp_path_factory) -> Path:
+    """A serving directory of the tests below, which add versions to it; starts with the pushed version."""
+    directory = tmp_path_factory.mktemp("serving") / MODEL
+    shutil.copytree(pushed, directory / pushed.name)
+    return directory
+
+
+def test_new_version_is_picked_up_without_a_failed_request(own_serving_dir, instances):
+    first = int(next(own_serving_dir.iterdir()).name)
+    repository = ModelRepository(own_serving_dir, MODEL, poll_seconds=0.2)
+    repository.refresh()
+    running = serve_in_background(create_app(repository))
+    outcomes: list[tuple[float, int, str]] = []
+    stop = threading.Event()
+
+    def stream() -> None:
+        with httpx.Client(base_url=running.url, timeout=30) as client:
+            while not stop.is_set():
+                answer = client.post(f"/v1/models/{MODEL}:predict", json={"instances": instances[:4]})
+                outcomes.append((time.monotonic(), answer.status_code, answer.headers.get(VERSION_HEADER, "")))
+
+    streams = [threading.Thread(target=stream) for _ in range(4)]
+    try:
+        for thread in streams:
+            thread.start()
+        time.sleep(1.0)
+        _push_copy(own_serving_dir / str(first), first + 1)
+        deadline = time.monotonic() + 60
+        while [s["version"] for s in repository.status(MODEL)["model_version_status"]] != [str(first + 1)]:
+            assert time.monotonic() < deadline, "the new version was not picked up"
+            time.sleep(0.1)
+        switched = time.monotonic()
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for thread in streams:
+            thread.join()
+        running.stop()
+
+    assert len(outcomes) > 20
+    assert all(status == 200 for _, status, _ in outcomes), {status for _, status, _ in outcomes}
+    assert {version for _, _, version in outcomes} == {str(first), str(first + 1)}
+    assert all(version == str(first + 1) for at, _, version in outcomes if at > switched + 0.5)
+
+
+def test_canary_sends_its_share_to_the_newest_version(own_serving_dir, instances):
+    if len(list(own_serving_dir.iterdir())) < 2:  # when run without the test above
+        only = next(own_serving_dir.iterdir())
+        _push_copy(only, int(only.name) + 1)
+    newest, previous = sorted((int(p.name) for p in own_serving_dir.iterdir()), reverse=True)[:2]
+    repository = ModelRepository(own_serving_dir, MODEL, poll_seconds=0, canary=0.3)
+    assert repository.refresh().newest_first == [newest, previous]
+    running = serve_in_background(create_app(repository))
+    try:
+        with httpx.Client(base_url=running.url, timeout=30) as client:
+            status = client.get(f"/v1/models/{MODEL}").json()["model_version_status"]
+            assert [entry["version"] for entry in status] == [str(newest), str(previous)]
+            seen = [
+                client.post(f"/v1/models/{MODEL}:predict", json={"instances": instances[:1]}).headers[VERSION_HEADER]
+                for _ in range(100)
+            ]
+            pinned = client.post(f"/v1/models/{MODEL}/versions/{previous}:predict", json={"instances": instances[:1]})
+    finally:
+        running.stop()
+    share = seen.count(str(newest)) / len(seen)
+    assert 0.1 < share < 0.55, share  # 30% expected; binomial(100, 0.3) lies outside this about once in 10^5
+    assert seen.count(str(previous)) + seen.count(str(newest)) == len(seen)
+    assert pinned.headers[VERSION_HEADER] == str(previous)
+
+
+def test_a_broken_new_version_is_reported_and_the_last_good_one_keeps_serving(own_serving_dir, instances):
+    good = max(int(p.name) for p in own_serving_dir.iterdir())
+    broken = own_serving_dir / str(good + 1)
+    broken.mkdir()
+    (broken / SAVED_MODEL_FILE).write_bytes(b"not a SavedModel")
+    repository = ModelRepository(own_serving_dir, MODEL, poll_seconds=0)
+    try:
+        repository.refresh()
+        running = serve_in_background(create_app(repository))
+        try:
+            with httpx.Client(base_url=running.url, timeout=30) as client:
+                status = client.get(f"/v1/models/{MODEL}").json()["model_version_status"]
+                answer = client.post(f"/v1/models/{MODEL}:predict", json={"instances": instances[:2]})
+        finally:
+            running.stop()
+    finally:
+        shutil.rmtree(broken)
+    assert [(entry["version"], entry["state"]) for entry in status] == [
+        (str(good), "AVAILABLE"),
+        (str(good + 1), "END"),
+    ]
+    assert status[1]["status"]["error_message"]
+    assert answer.status_code == 200 and answer.headers[VERSION_HEADER] == str(good)
+
+
+def test_serve_without_pushed_models_is_a_one_line_user_error(tmp_path, capsys):
+    assert cli.main(["serve", "--home", str(tmp_path), "--port", "0"]) == cli.EXIT_USAGE
+    error = capsys.readouterr().err
+    assert error.startswith("error: no pushed models in ") and error.count("\n") == 1
+
+
+def test_serve_rejects_a_canary_share_out_of_range(home, capsys):
+    assert cli.main(["serve", "--home", str(home), "--canary", "1.5"]) == cli.EXIT_USAGE
+    assert "--canary" in capsys.readouterr().err
+
+
+def test_serve_help_loads_neither_tensorflow_nor_the_web_stack():
+    code = (
+        "import sys, contextlib, io\n"
+        "from runners import cli\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    cli.main(['serve', '--help'])\n"
+        "print(sorted(m for m in ('tensorflow', 'fastapi', 'uvicorn') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_DIR, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_serve_command_serves_the_home_on_loopback(home, pushed, instances):
+    port = _free_port()
+    command = [str(Path(sys.executable).parent / "taxi-pipeline"), "serve", "--home", str(home), "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            assert time.monotonic() < deadline, "the server did not come up"
+            try:
+                status = httpx.get(f"http://127.0.0.1:{port}/v1/models/{MODEL}", timeout=5)
+                break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        answer = httpx.post(f"http://127.0.0.1:{port}/v1/models/{MODEL}:predict", json={"instances": instances[:2]})
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=30)[0]
+    assert status.json()["model_version_status"][0]["version"] == pushed.name
+    assert answer.status_code == 200 and len(answer.json()["predictions"]) == 2
+    assert f"serving {MODEL} versions [{pushed.name}]" in output and f"http://127.0.0.1:{port}" in output
+    # uvicorn shuts down gracefully on SIGTERM, then lets the signal end the process as usual.
+    assert process.returncode in (0, -signal.SIGTERM), output
+    assert "Traceback" not in output
