@@ -181,7 +181,8 @@ def make_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
 
 def serve_in_background(app: FastAPI, host: str = "127.0.0.1") -> BackgroundServer:
     """Starts ``app`` on a free port of ``host`` and returns once it accepts connections."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP (see runners/serving.py).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
     port = sock.getsockname()[1]
