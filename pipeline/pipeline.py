@@ -12,6 +12,8 @@ installed in the venv locally and in the container image remotely.
 
 from __future__ import annotations
 
+import json
+
 import tensorflow_model_analysis as tfma
 from google.protobuf.message import Message
 from tfx.components import (
@@ -43,6 +45,7 @@ from pipeline.validation_gate import ValidationGate
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.trainer.run_fn"
 TUNER_FN = "models.trainer.tuner_fn"
+AUC_THRESHOLDS = 1000
 
 
 def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
@@ -72,6 +75,10 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
                     tfma.MetricConfig(class_name="ExampleCount"),
                     tfma.MetricConfig(
                         class_name="AUC",
+                        # 1,000 thresholds instead of TFMA's 10,000: the AUC moves by under 0.001, and the
+                        # Evaluator, which computes it for each of ~30 slices and for the baseline too, runs
+                        # several seconds faster.
+                        config=json.dumps({"num_thresholds": AUC_THRESHOLDS}),
                         # Thresholds judge the whole eval split; tiny slices (a payment type seen twice)
                         # are reported, not gated on.
                         per_slice_thresholds=[
