@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from runners.local import LocalRun
@@ -51,13 +52,13 @@ def print_summary(stream: TextIO, result: LocalRun, log_path: Path) -> None:
             "[bold red]Data validation failed[/]: the run stopped before Transform; nothing was trained or pushed."
         )
         for line in report.anomalies:
-            console.print(f"  - {line}")
+            console.print(f"  - {escape(line)}")  # lines start with "[split]", which is not rich markup
         console.print("Fix the data, or update schema/schema.pbtxt if the change is intended.")
     elif report.failed:
         for component in report.failed:
-            console.print(f"[bold red]{component.node_id} failed[/]: {_last_line(component.error)}")
+            console.print(f"[bold red]{component.node_id} failed[/]: {escape(_last_line(component.error))}")
     elif result.error is not None:
-        console.print(f"[bold red]The run failed[/]: {_last_line(str(result.error))}")
+        console.print(f"[bold red]The run failed[/]: {escape(_last_line(str(result.error)))}")
 
     if report.metrics:
         metrics = Table(box=None, header_style="bold", padding=(0, 2), title="evaluation (eval split)")

@@ -71,7 +71,7 @@ def test_bad_values_stop_at_the_gate_with_exit_3_and_a_plain_explanation(tmp_pat
     assert result.returncode == 3, result.stdout + result.stderr
     out = result.stdout
     assert "Data validation failed" in out
-    assert "feature 'fare'" in out
+    assert "[train] feature 'fare'" in out  # each problem names its split and feature
     assert "ValidationGate" in out and "failed" in out
     assert "Traceback" not in out + result.stderr
     logs = list(Path(tmp_path / "home" / "logs").glob("run-*.log"))
