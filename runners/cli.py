@@ -15,25 +15,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.config import ConfigError, PipelineConfig, load_config
 from runners import remote_cli, serving
+from runners.arguments import add_config_arguments, config_from_arguments
 from runners.errors import UserError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_VALIDATION = 0, 1, 2, 3
-
-
-def _add_config_arguments(parser: argparse.ArgumentParser, default_profile: str) -> None:
-    parser.add_argument(
-        "--profile", default=default_profile, help=f"config profile name or .toml path ({default_profile})"
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override one config value, e.g. --set training.train_steps=200 (repeatable)",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,18 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--home", default=None, help="folder for everything of this installation (./pipeline_home)")
     run.add_argument("--data", default=None, help="folder of CSV files with the taxi columns (the bundled data)")
     run.add_argument("--no-cache", action="store_true", help="re-run every component instead of reusing results")
-    _add_config_arguments(run, "local")
+    add_config_arguments(run, default_profile="local", example="training.train_steps=200")
     run.set_defaults(handler=_run_command)
     remote_cli.add_commands(commands)  # compile, submit (Vertex AI, Kubeflow, Airflow)
     serving.add_commands(commands)  # serve (local TF Serving-compatible REST server)
     return parser
-
-
-def _load(args: argparse.Namespace, **shortcuts: str | None) -> PipelineConfig:
-    try:
-        return load_config(args.profile, args.overrides, **shortcuts)
-    except ConfigError as error:
-        raise UserError(str(error)) from None
 
 
 def _run_command(args: argparse.Namespace) -> int:
@@ -75,7 +54,7 @@ def _run_command(args: argparse.Namespace) -> int:
     from runners.environment import redirect_output_to_log
     from runners.progress import make_display
 
-    config = _load(args, home=args.home, data_root=args.data)
+    config = config_from_arguments(args, "local", home=args.home, data_root=args.data)
     if args.no_cache:
         config = dataclasses.replace(config, pipeline=dataclasses.replace(config.pipeline, enable_cache=False))
     local.check_inputs(config)  # before the screen switches to the progress display

@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from runners.arguments import add_config_arguments, config_from_arguments
 from runners.errors import UserError
 
 TARGETS = ("vertex", "kubeflow", "airflow")
@@ -23,15 +24,7 @@ DEFAULT_PROFILE = {"vertex": "vertex", "kubeflow": "kubeflow", "airflow": "compo
 
 
 def _config_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", default=None, help="config profile name or .toml path (the runner's own)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override one config value, e.g. --set container.image=REGISTRY/IMAGE:TAG (repeatable)",
-    )
+    add_config_arguments(parser, default_profile="the runner's own", example="container.image=REGISTRY/IMAGE:TAG")
     parser.add_argument("--home", default=None, help="prefix of every pipeline path, e.g. gs://BUCKET/taxi")
 
 
@@ -83,12 +76,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _load(args: argparse.Namespace, runner: str):
-    from pipeline.config import ConfigError, load_config
-
-    try:
-        return load_config(args.profile or DEFAULT_PROFILE[runner], args.overrides, home=args.home)
-    except ConfigError as error:
-        raise UserError(str(error)) from None
+    return config_from_arguments(args, DEFAULT_PROFILE[runner], home=args.home)
 
 
 def _compile_command(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ import socket
 import sys
 from pathlib import Path
 
-from pipeline.config import ConfigError, load_config
+from runners.arguments import add_config_arguments, config_from_arguments
 from runners.errors import UserError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -56,15 +56,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help=f"larger request bodies are refused with 413 ({DEFAULT_MAX_BODY_BYTES})",
     )
     serve.add_argument("--workers", type=int, default=4, help="threads running predictions (4)")
-    serve.add_argument("--profile", default="local", help="config profile name or .toml path (local)")
-    serve.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override one config value, e.g. --set serving.model_name=taxi (repeatable)",
-    )
+    add_config_arguments(serve, default_profile="local", example="serving.model_name=taxi")
     serve.set_defaults(handler=_serve_command)
 
 
@@ -75,10 +67,7 @@ def _serve_command(args: argparse.Namespace) -> int:
         raise UserError(f"--port must be from 0 to 65535, got {args.port}")
     if args.poll_seconds < 0 or args.max_body_bytes <= 0 or args.workers <= 0:
         raise UserError("--poll-seconds must be 0 or more; --max-body-bytes and --workers must be positive")
-    try:
-        config = load_config(args.profile, args.overrides, home=args.home)
-    except ConfigError as error:
-        raise UserError(str(error)) from None
+    config = config_from_arguments(args, "local", home=args.home)
     model_dir = Path(config.serving_model_dir)
     if not model_dir.is_dir():
         raise UserError(
