@@ -13,9 +13,11 @@ installed in the venv locally and in the container image remotely.
 from __future__ import annotations
 
 import json
+import os
 
 import tensorflow_model_analysis as tfma
 from google.protobuf.message import Message
+from ml_metadata.proto import metadata_store_pb2
 from tfx.components import (
     CsvExampleGen,
     Evaluator,
@@ -127,6 +129,25 @@ def _vertex_training_args(config: PipelineConfig) -> dict:
             **({"service_account": config.vertex.service_account} if config.vertex.service_account else {}),
         },
     }
+
+
+def metadata_connection(config: PipelineConfig) -> metadata_store_pb2.ConnectionConfig | None:
+    """The ML Metadata store of ``[metadata]``: MySQL when ``mysql_host`` is set (Composer), else SQLite (local),
+    else None for orchestrators that bring their own (Vertex, Kubeflow).
+
+    The MySQL password is read from the environment variable the config names, so it never sits in a profile.
+    """
+    if config.metadata.mysql_host:
+        return metadata.mysql_metadata_connection_config(
+            host=config.metadata.mysql_host,
+            port=config.metadata.mysql_port,
+            database=config.metadata.mysql_database,
+            username=config.metadata.mysql_user,
+            password=os.environ.get(config.metadata.mysql_password_env, ""),
+        )
+    if config.metadata.sqlite_path:
+        return metadata.sqlite_metadata_connection_config(config.metadata.sqlite_path)
+    return None
 
 
 def _custom_config(config: PipelineConfig) -> dict:
@@ -272,10 +293,6 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         pipeline_root=config.pipeline.root,
         components=components,
         enable_cache=config.pipeline.enable_cache,
-        metadata_connection_config=(
-            metadata.sqlite_metadata_connection_config(config.metadata.sqlite_path)
-            if config.metadata.sqlite_path
-            else None
-        ),
+        metadata_connection_config=metadata_connection(config),
         beam_pipeline_args=list(config.beam.args),
     )

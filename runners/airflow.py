@@ -60,23 +60,14 @@ def dag_arguments(config: PipelineConfig) -> dict[str, Any]:
     }
 
 
-def metadata_connection(config: PipelineConfig):
-    """The ML Metadata connection of ``[metadata]``: MySQL when ``mysql_host`` is set, else SQLite."""
-    from tfx.orchestration import metadata
-
+def _check_metadata_store(config: PipelineConfig) -> None:
+    """AirflowDagRunner needs an ML Metadata store from the config; a SQLite file's folder must exist."""
     if config.metadata.mysql_host:
-        return metadata.mysql_metadata_connection_config(
-            host=config.metadata.mysql_host,
-            port=config.metadata.mysql_port,
-            database=config.metadata.mysql_database,
-            username=config.metadata.mysql_user,
-            password=os.environ.get(config.metadata.mysql_password_env, ""),
-        )
+        return
     if not config.metadata.sqlite_path:
         raise UserError("Airflow needs an ML Metadata store: set metadata.mysql_host or metadata.sqlite_path")
     if "://" not in config.metadata.sqlite_path:
         Path(config.metadata.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
-    return metadata.sqlite_metadata_connection_config(config.metadata.sqlite_path)
 
 
 def _name_artifacts_per_component(component) -> None:
@@ -112,8 +103,8 @@ def create_dag(profile: str = "composer", overrides: Sequence[str] = (), home: s
 
     from pipeline.pipeline import create_pipeline
 
+    _check_metadata_store(config)
     pipeline = create_pipeline(config)
-    pipeline.metadata_connection_config = metadata_connection(config)
     for component in pipeline.components:
         _name_artifacts_per_component(component)
     runner = AirflowDagRunner(AirflowPipelineConfig(airflow_dag_config=dag_arguments(config)))
