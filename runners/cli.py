@@ -4,12 +4,13 @@ Sub-commands load only what they need, so ``--help`` and input mistakes answer a
 only once a run really starts. User mistakes print one line (``error: ...``) and exit 2, never a traceback.
 
 Exit codes: 0 the run finished (blessed or not), 1 a component failed, 2 a user error, 3 the data failed
-validation and the run stopped at the gate.
+validation and the run stopped at the gate, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from runners import remote_cli, serving
 from runners.arguments import add_config_arguments, config_from_arguments
 from runners.errors import UserError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_VALIDATION = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_VALIDATION, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,9 +63,19 @@ def _run_command(args: argparse.Namespace) -> int:
     log_path = Path(config.log_dir) / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
     terminal = redirect_output_to_log(log_path)
     display = make_display(terminal, f"taxi pipeline '{config.pipeline.name}' ({config.profile})")
-    with display:
-        result = local.run_local(config, on_start=display.attach, on_change=display.changed)
-    summary.print_summary(terminal, result, log_path)
+    try:
+        with display:
+            result = local.run_local(config, on_start=display.attach, on_change=display.changed)
+        summary.print_summary(terminal, result, log_path)
+    except KeyboardInterrupt:
+        # stderr now goes to the log, so say it on the terminal. TFX commits each execution's outcome in one
+        # MLMD transaction, so the store stays consistent; the next run re-executes the interrupted component.
+        print(f"interrupted; the log is {log_path}", file=terminal, flush=True)
+        return EXIT_INTERRUPTED
+    except Exception:  # noqa: BLE001 - a bug of ours: keep the traceback in the log, tell the user where it is
+        logging.getLogger(__name__).exception("taxi-pipeline run failed")
+        print(f"error: internal failure, the traceback is in {log_path}", file=terminal, flush=True)
+        return EXIT_FAILED
     terminal.flush()
     if result.stopped_at_gate:
         return EXIT_VALIDATION
@@ -80,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -77,3 +77,49 @@ def test_bad_values_stop_at_the_gate_with_exit_3_and_a_plain_explanation(tmp_pat
     logs = list(Path(tmp_path / "home" / "logs").glob("run-*.log"))
     assert len(logs) == 1 and "Component Transform is running" not in logs[0].read_text()
     assert not (tmp_path / "home" / "serving").exists()
+
+
+def test_interrupted_run_says_so_and_the_next_run_completes_from_the_same_store(tmp_path):
+    """Ctrl-C during Transform: exit 130 with a line on the terminal; the store stays usable, and the next run
+    reuses what finished before the interruption and re-executes the rest."""
+    import signal
+    import time
+
+    from pipeline.config import load_config
+    from runners.local import run_local
+
+    with (PROJECT_DIR / "data" / "taxi.csv").open() as source:
+        lines = [line for _, line in zip(range(1501), source, strict=False)]
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "taxi.csv").write_text("".join(lines))
+    home = tmp_path / "home"
+    overrides = ["training.train_steps=50", "training.eval_steps=3", "evaluation.min_auc=0.5"]
+    command = [*CLI, "run", "--home", str(home), "--data", str(data)]
+    for override in overrides:
+        command += ["--set", override]
+    process = subprocess.Popen(
+        command,
+        cwd=PROJECT_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        # A terminal's Ctrl-C: SIGINT with its default handling (a background job would inherit "ignored").
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    output = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        output.append(line)
+        if "Transform: running" in line:
+            time.sleep(2)
+            process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=300) == 130, "".join(output)
+    assert output[-1].startswith("interrupted; the log is ")
+
+    rerun = run_local(load_config("local", overrides, home=str(home), data_root=str(data)))
+    assert rerun.succeeded, rerun.error
+    states = {component.node_id: component.state for component in rerun.report.components}
+    assert states["CsvExampleGen"] == states["StatisticsGen"] == states["ValidationGate"] == "cached"
+    assert states["Transform"] == states["Trainer"] == "done"
+    assert rerun.report.pushed_path
