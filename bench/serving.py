@@ -45,13 +45,8 @@ def _rows(batch: int) -> list[dict[str, Any]]:
     for row in rows:
         instance: dict[str, Any] = {}
         for name in features.FEATURES:
-            text = row[name] or "0"
-            if name in features.STRING_COLUMNS:
-                instance[name] = text
-            elif name in features.INT_COLUMNS:
-                instance[name] = int(text)
-            else:
-                instance[name] = float(text)
+            value = features.parse_cell(name, row[name])
+            instance[name] = value if value is not None else ("" if name in features.STRING_COLUMNS else 0)
         instances.append(instance)
     return instances
 

@@ -67,6 +67,17 @@ INT_COLUMNS: frozenset[str] = frozenset(
 FLOAT_COLUMNS: frozenset[str] = frozenset(CSV_COLUMNS - STRING_COLUMNS - INT_COLUMNS)
 
 
+def parse_cell(name: str, text: str) -> str | int | float | None:
+    """A CSV cell of column ``name`` as the value its schema type means; None for an empty (missing) cell."""
+    if text == "":
+        return None
+    if name in STRING_COLUMNS:
+        return text
+    if name in INT_COLUMNS:
+        return int(text)
+    return float(text)
+
+
 def transformed_name(key: str) -> str:
     """Name of a feature after Transform; kept distinct so raw and transformed tensors are never confused."""
     return f"{key}_xf"

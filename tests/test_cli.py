@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from taxi_rows import read_rows, write_csv
 
 from pipeline.config import PROJECT_DIR
 
@@ -54,20 +54,12 @@ def test_user_mistakes_get_one_line_and_exit_2(tmp_path, args, message):
 
 
 def test_bad_values_stop_at_the_gate_with_exit_3_and_a_plain_explanation(tmp_path):
-    with (PROJECT_DIR / "data" / "taxi.csv").open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        rows = [row for _, row in zip(range(600), reader, strict=False)]
-        header = list(reader.fieldnames or [])
+    header, rows = read_rows(600)
     for row in rows[::5]:
         row["fare"] = "-12.5"  # fares are never negative
-    data = tmp_path / "data"
-    data.mkdir()
-    with (data / "trips.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=header)
-        writer.writeheader()
-        writer.writerows(rows)
+    data = write_csv(tmp_path / "data", header, rows)
 
-    result = _run("run", "--home", str(tmp_path / "home"), "--data", str(data), timeout=600)
+    result = _run("run", "--home", str(tmp_path / "home"), "--data", data, timeout=600)
     assert result.returncode == 3, result.stdout + result.stderr
     out = result.stdout
     assert "Data validation failed" in out
@@ -88,11 +80,7 @@ def test_interrupted_run_says_so_and_the_next_run_completes_from_the_same_store(
     from pipeline.config import load_config
     from runners.local import run_local
 
-    with (PROJECT_DIR / "data" / "taxi.csv").open() as source:
-        lines = [line for _, line in zip(range(1501), source, strict=False)]
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "taxi.csv").write_text("".join(lines))
+    data = write_csv(tmp_path / "data", *read_rows(1500))
     home = tmp_path / "home"
     overrides = ["training.train_steps=50", "training.eval_steps=3", "evaluation.min_auc=0.5"]
     command = [*CLI, "run", "--home", str(home), "--data", str(data)]

@@ -7,17 +7,17 @@ validation-gate run uses a home of its own.
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from taxi_rows import read_rows, serialized_example, write_csv
 
 from models import features
 from models.trainer import HYPERPARAMETERS_FILE
-from pipeline.config import PROJECT_DIR, load_config
+from pipeline.config import load_config
 from runners import report as run_report
 from runners.local import RUN_CONFIG_PROPERTY, LocalRun, run_local
 
@@ -40,26 +40,10 @@ UPSTREAM_OF_EVALUATOR = [
 ]
 
 
-def _read_rows(limit: int) -> tuple[list[str], list[dict[str, str]]]:
-    with (PROJECT_DIR / "data" / "taxi.csv").open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        rows = [row for _, row in zip(range(limit), reader, strict=False)]
-        return list(reader.fieldnames or []), rows
-
-
-def _write_csv(folder: Path, header: list[str], rows: list[dict[str, str]]) -> str:
-    folder.mkdir(parents=True)
-    with (folder / "taxi.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=header)
-        writer.writeheader()
-        writer.writerows(rows)
-    return str(folder)
-
-
 @pytest.fixture(scope="module")
 def data_slice(tmp_path_factory) -> str:
-    header, rows = _read_rows(SLICE_ROWS)
-    return _write_csv(tmp_path_factory.mktemp("data") / "slice", header, rows)
+    header, rows = read_rows(SLICE_ROWS)
+    return write_csv(tmp_path_factory.mktemp("data") / "slice", header, rows)
 
 
 @pytest.fixture(scope="module")
@@ -109,24 +93,14 @@ def test_every_component_executes_and_the_model_is_pushed(first_run, home):
     assert (pushed / "saved_model.pb").is_file()
 
 
-def _example(row: dict[str, str]) -> bytes:
-    feature = {}
-    for name, text in row.items():
-        if text == "":
-            continue
-        if name in features.STRING_COLUMNS:
-            feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode()]))
-        elif name in features.INT_COLUMNS:
-            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(text)]))
-        else:
-            feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(text)]))
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+def _typed(row: dict[str, str]) -> dict:
+    return {name: features.parse_cell(name, text) for name, text in row.items()}
 
 
 def test_pushed_model_predicts_from_raw_feature_values(first_run):
     model = tf.saved_model.load(first_run.report.pushed_path)
     assert {"serving_default", "serving_raw", "transform_features"} <= set(model.signatures)
-    _, rows = _read_rows(8)
+    _, rows = read_rows(8)
     # The raw signature takes one value per feature and row; census tracts are almost always missing in the
     # data, so give every empty cell a value (the same one in the serialized examples below).
     rows = [{name: (text if text != "" else "0") for name, text in row.items()} for row in rows]
@@ -142,9 +116,9 @@ def test_pushed_model_predicts_from_raw_feature_values(first_run):
         for name, spec in specs.items()
     }
     from_raw = raw_signature(**raw)["probabilities"].numpy()
-    from_examples = model.signatures["serving_default"](examples=tf.constant([_example(row) for row in rows]))[
-        "probabilities"
-    ].numpy()
+    from_examples = model.signatures["serving_default"](
+        examples=tf.constant([serialized_example(_typed(row)) for row in rows])
+    )["probabilities"].numpy()
     assert from_raw.shape == (len(rows), 1)
     assert np.all((from_raw >= 0) & (from_raw <= 1))
     np.testing.assert_allclose(from_raw, from_examples, rtol=1e-5, atol=1e-6)
@@ -215,11 +189,11 @@ def _output_uri(store, execution_id: int, type_name: str) -> str:
 
 
 def test_anomalous_data_stops_at_the_gate_and_pushes_nothing(tmp_path):
-    header, rows = _read_rows(SLICE_ROWS)
+    header, rows = read_rows(SLICE_ROWS)
     for row in rows[::10]:
         row["trip_start_hour"] = "99"  # no such hour
         row["payment_type"] = "Bitcoin"  # not in the curated domain
-    data = _write_csv(tmp_path / "bad", header, rows)
+    data = write_csv(tmp_path / "bad", header, rows)
     run = run_local(load_config("local", SMALL_RUN, home=str(tmp_path / "home"), data_root=data))
 
     assert run.stopped_at_gate and not run.succeeded

@@ -8,7 +8,6 @@ needs one, is the same real SavedModel copied to a higher version number, writte
 from __future__ import annotations
 
 import base64
-import csv
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ import httpx
 import numpy as np
 import pytest
 import tensorflow as tf
+from taxi_rows import read_rows, serialized_example, write_csv
 
 from models import features
 from pipeline.config import PROJECT_DIR, load_config
@@ -39,53 +39,24 @@ SMALL_RUN = ["training.train_steps=150", "training.eval_steps=5", "model.batch_s
 MODEL = "taxi"
 
 
-def _csv_rows(limit: int) -> tuple[list[str], list[dict[str, str]]]:
-    with (PROJECT_DIR / "data" / "taxi.csv").open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        return list(reader.fieldnames or []), [row for _, row in zip(range(limit), reader, strict=False)]
-
-
 def _typed(row: dict[str, str], fill_missing: bool) -> dict[str, Any]:
-    """A CSV row as a JSON instance: numbers as numbers, empty cells as null (or 0 when ``fill_missing``)."""
+    """A CSV row as a JSON instance: numbers as numbers, empty cells as null (or 0 / "" when ``fill_missing``)."""
     instance: dict[str, Any] = {}
     for name in features.FEATURES:
-        text = row[name]
-        if text == "":
-            instance[name] = None if not fill_missing else "" if name in features.STRING_COLUMNS else 0
-        elif name in features.STRING_COLUMNS:
-            instance[name] = text
-        elif name in features.INT_COLUMNS:
-            instance[name] = int(text)
-        else:
-            instance[name] = float(text)
+        value = features.parse_cell(name, row[name])
+        if value is None and fill_missing:
+            value = "" if name in features.STRING_COLUMNS else 0
+        instance[name] = value
     return instance
-
-
-def _example(instance: dict[str, Any]) -> bytes:
-    feature = {}
-    for name, value in instance.items():
-        if value is None:
-            continue
-        if name in features.STRING_COLUMNS:
-            feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
-        elif name in features.INT_COLUMNS:
-            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
-        else:
-            feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
     """A pipeline home whose serving directory holds one version pushed by a real (small) pipeline run."""
-    header, rows = _csv_rows(SLICE_ROWS)
-    data = tmp_path_factory.mktemp("data")
-    with (data / "taxi.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=header)
-        writer.writeheader()
-        writer.writerows(rows)
+    header, rows = read_rows(SLICE_ROWS)
+    data = write_csv(tmp_path_factory.mktemp("data"), header, rows)
     home = tmp_path_factory.mktemp("home")
-    run = run_local(load_config("local", SMALL_RUN, home=str(home), data_root=str(data)))
+    run = run_local(load_config("local", SMALL_RUN, home=str(home), data_root=data))
     assert run.succeeded and run.report.pushed_path, run.error
     return home
 
@@ -118,7 +89,7 @@ def client(server) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def instances() -> list[dict[str, Any]]:
-    return [_typed(row, fill_missing=True) for row in _csv_rows(16)[1]]
+    return [_typed(row, fill_missing=True) for row in read_rows(16)[1]]
 
 
 def _own_output(saved_model, instances: list[dict[str, Any]]) -> np.ndarray:
@@ -173,18 +144,18 @@ def test_columnar_inputs_answer_outputs(client, saved_model, instances):
 
 
 def test_null_means_missing_as_in_a_tf_example(client, saved_model):
-    rows = [_typed(row, fill_missing=False) for row in _csv_rows(16)[1]]
+    rows = [_typed(row, fill_missing=False) for row in read_rows(16)[1]]
     assert any(value is None for row in rows for value in row.values())  # census tracts are mostly empty
     answer = client.post(f"/v1/models/{MODEL}:predict", json={"instances": rows})
     assert answer.status_code == 200, answer.text
-    examples = tf.constant([_example(row) for row in rows])
+    examples = tf.constant([serialized_example(row) for row in rows])
     expected = saved_model.signatures["serving_default"](examples=examples)["probabilities"].numpy()
     np.testing.assert_array_equal(np.array(answer.json()["predictions"], dtype=np.float32), expected)
 
 
 def test_tf_serving_client_of_serving_default_works_unchanged(client, saved_model, instances):
     """What a client of TF Serving sends to the default signature: serialized tf.Examples, base64-encoded."""
-    encoded = [{"b64": base64.b64encode(_example(row)).decode()} for row in instances]
+    encoded = [{"b64": base64.b64encode(serialized_example(row)).decode()} for row in instances]
     answer = client.post(
         f"/v1/models/{MODEL}:predict", json={"signature_name": "serving_default", "instances": encoded}
     )
