@@ -1,50 +1,20 @@
-"""Keras model builders for the transformed taxi features.
+"""Keras model builders for the transformed taxi features: one function per candidate architecture.
 
 Models are built with ``tf_keras`` (Keras 2): TensorFlow Transform's ``TransformFeaturesLayer`` is a Keras 2 layer,
-and the exported SavedModel must hold both. Each builder takes a plain ``Hyperparameters`` value so it can be
-driven by the config, by KerasTuner's best trial, or by a unit test alike.
+and the exported SavedModel must hold both. Every builder takes the same inputs (all transformed features), takes
+a plain ``Hyperparameters`` value so it can be driven by the config, by KerasTuner's best trial or by a unit test
+alike, and returns a model compiled with the same loss and metrics, so candidates differ only in architecture.
+Candidates are registered in ``models/candidates.py``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
 from typing import Any
 
 import tf_keras as keras
 
 from models import preprocessing
-
-
-@dataclasses.dataclass(frozen=True)
-class Hyperparameters:
-    """What a training run can vary. Field names are the keys used in config, tuner search spaces and MLMD."""
-
-    hidden_units: tuple[int, ...] = (64, 32)
-    embedding_dim: int = 8
-    learning_rate: float = 0.003
-    batch_size: int = 256
-    dropout: float = 0.0
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> Hyperparameters:
-        """Builds from a dict (config section or tuner result), ignoring keys that are not hyperparameters here.
-
-        ``hidden_units`` may come as a list, or from the tuner as ``num_layers`` + ``units_0``, ``units_1``, ...
-        """
-        known = {field.name for field in dataclasses.fields(cls)}
-        kwargs = {key: value for key, value in values.items() if key in known}
-        if "num_layers" in values:
-            kwargs["hidden_units"] = tuple(int(values[f"units_{i}"]) for i in range(int(values["num_layers"])))
-        if "hidden_units" in kwargs:
-            kwargs["hidden_units"] = tuple(int(units) for units in kwargs["hidden_units"])
-        return cls(**kwargs)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form, recorded next to each trained model."""
-        values = dataclasses.asdict(self)
-        values["hidden_units"] = list(self.hidden_units)
-        return values
+from models.hyperparameters import Hyperparameters
 
 
 def _inputs() -> tuple[dict[str, Any], list[Any]]:
@@ -56,41 +26,65 @@ def _inputs() -> tuple[dict[str, Any], list[Any]]:
     return {**dense, **categorical}, list(dense.values())
 
 
-def build_wide_and_deep(hparams: Hyperparameters) -> keras.Model:
-    """A wide (one-hot linear) plus deep (embeddings + DNN) binary classifier of big tippers.
+def _one_hot_weights(inputs: dict[str, Any]) -> list[Any]:
+    """One learned weight per category of each categorical feature: a linear model over one-hot categories.
 
-    The wide part memorises frequent category effects; the deep part generalises across combinations of them.
+    Written as 1-wide embeddings: the same function as CategoryEncoding + Dense, but CategoryEncoding takes
+    seconds to trace per feature here.
     """
-    inputs, dense = _inputs()
-    cardinalities = preprocessing.categorical_cardinalities()
-
-    # The wide part is a linear model over one-hot categories, written as 1-wide embeddings: the same
-    # function as CategoryEncoding + Dense, but CategoryEncoding takes seconds to trace per feature here.
-    wide = keras.layers.concatenate(
-        [
-            keras.layers.Flatten()(keras.layers.Embedding(size, 1, name=f"{name}_wide")(inputs[name]))
-            for name, size in cardinalities.items()
-        ],
-        name="wide_weights",
-    )
-    embeddings = [
-        keras.layers.Flatten()(
-            keras.layers.Embedding(cardinalities[name], hparams.embedding_dim, name=f"{name}_embedding")(inputs[name])
-        )
-        for name in cardinalities
+    return [
+        keras.layers.Flatten()(keras.layers.Embedding(size, 1, name=f"{name}_wide")(inputs[name]))
+        for name, size in preprocessing.categorical_cardinalities().items()
     ]
-    deep = keras.layers.concatenate([*dense, *embeddings], name="deep_inputs")
-    for index, units in enumerate(hparams.hidden_units):
-        deep = keras.layers.Dense(units, activation="relu", name=f"hidden_{index}")(deep)
-        if hparams.dropout:
-            deep = keras.layers.Dropout(hparams.dropout)(deep)
 
-    logits = keras.layers.Dense(1, name="logits")(keras.layers.concatenate([wide, deep]))
+
+def _embeddings(inputs: dict[str, Any], dim: int) -> list[Any]:
+    return [
+        keras.layers.Flatten()(keras.layers.Embedding(size, dim, name=f"{name}_embedding")(inputs[name]))
+        for name, size in preprocessing.categorical_cardinalities().items()
+    ]
+
+
+def _tower(tensor: Any, hparams: Hyperparameters) -> Any:
+    for index, units in enumerate(hparams.hidden_units):
+        tensor = keras.layers.Dense(units, activation="relu", name=f"hidden_{index}")(tensor)
+        if hparams.dropout:
+            tensor = keras.layers.Dropout(hparams.dropout)(tensor)
+    return tensor
+
+
+def _compiled(inputs: dict[str, Any], logits: Any, hparams: Hyperparameters, name: str) -> keras.Model:
     output = keras.layers.Activation("sigmoid", name="probability")(logits)
-    model = keras.Model(inputs=inputs, outputs=output, name="wide_and_deep")
+    model = keras.Model(inputs=inputs, outputs=output, name=name)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=hparams.learning_rate, jit_compile=False),
         loss="binary_crossentropy",
         metrics=[keras.metrics.BinaryAccuracy(name="binary_accuracy"), keras.metrics.AUC(name="auc")],
     )
     return model
+
+
+def build_wide_and_deep(hparams: Hyperparameters) -> keras.Model:
+    """A wide (one-hot linear) plus deep (embeddings + DNN) binary classifier of big tippers.
+
+    The wide part memorises frequent category effects; the deep part generalises across combinations of them.
+    """
+    inputs, dense = _inputs()
+    wide = keras.layers.concatenate(_one_hot_weights(inputs), name="wide_weights")
+    deep = _tower(keras.layers.concatenate([*dense, *_embeddings(inputs, hparams.embedding_dim)]), hparams)
+    logits = keras.layers.Dense(1, name="logits")(keras.layers.concatenate([wide, deep]))
+    return _compiled(inputs, logits, hparams, "wide_and_deep")
+
+
+def build_dnn(hparams: Hyperparameters) -> keras.Model:
+    """A plain deep network: real-valued features and category embeddings through the hidden layers only."""
+    inputs, dense = _inputs()
+    deep = _tower(keras.layers.concatenate([*dense, *_embeddings(inputs, hparams.embedding_dim)]), hparams)
+    return _compiled(inputs, keras.layers.Dense(1, name="logits")(deep), hparams, "dnn")
+
+
+def build_linear(hparams: Hyperparameters) -> keras.Model:
+    """Logistic regression over the real-valued features and one-hot categories: the baseline to beat."""
+    inputs, dense = _inputs()
+    features = keras.layers.concatenate([*dense, *_one_hot_weights(inputs)], name="linear_inputs")
+    return _compiled(inputs, keras.layers.Dense(1, name="logits")(features), hparams, "linear")

@@ -23,8 +23,8 @@ from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx.components.tuner.component import TunerFnResult
 from tfx_bsl.public import tfxio
 
-from models import features
-from models.model import Hyperparameters, build_wide_and_deep
+from models import candidates, features
+from models.hyperparameters import Hyperparameters
 
 HYPERPARAMETERS_FILE = "hyperparameters.json"
 
@@ -40,13 +40,21 @@ def _dataset(
     ).repeat()
 
 
+def _candidate(fn_args: FnArgs) -> candidates.Candidate:
+    """The candidate this Trainer/Tuner builds, named by the pipeline in ``custom_config``."""
+    return candidates.get(fn_args.custom_config["candidate"])
+
+
 def resolve_hyperparameters(fn_args: FnArgs) -> Hyperparameters:
-    """Config hyperparameters, overridden by the Tuner's best trial when the pipeline wired one in."""
+    """The candidate's hyperparameters from config, overridden by the Tuner's best trial when one was wired in.
+
+    The pipeline puts the candidate's defaults with the config's overrides already applied in ``custom_config``.
+    """
     values: dict[str, Any] = dict((fn_args.custom_config or {}).get("hyperparameters", {}))
     if fn_args.hyperparameters:
         # The Tuner's artifact is KerasTuner's HyperParameters config: {"space": [...], "values": {...}}.
         values.update(fn_args.hyperparameters["values"])
-    return Hyperparameters.from_mapping(values)
+    return _candidate(fn_args).defaults.replace(values)
 
 
 def _raw_input_signature(transform_output: tft.TFTransformOutput) -> dict[str, tf.TensorSpec]:
@@ -148,10 +156,11 @@ def train(
 
 
 def run_fn(fn_args: FnArgs) -> None:
-    """Trains the wide-and-deep model on the transformed examples and exports it for serving and evaluation."""
+    """Trains this Trainer's candidate model on the transformed examples and exports it for serving and evaluation."""
+    candidate = _candidate(fn_args)
     hparams = resolve_hyperparameters(fn_args)
     transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    model = build_wide_and_deep(hparams)
+    model = candidate.build(hparams)
     eval_metrics = train(
         model,
         _dataset(fn_args.train_files, fn_args.data_accessor, transform_output, hparams.batch_size),
@@ -159,51 +168,40 @@ def run_fn(fn_args: FnArgs) -> None:
         _dataset(fn_args.eval_files, fn_args.data_accessor, transform_output, hparams.batch_size),
         fn_args.eval_steps,
     )
-    absl_logging.info("Trained with %s; eval metrics %s", hparams, eval_metrics)
+    absl_logging.info("Trained %s with %s; eval metrics %s", candidate.name, hparams, eval_metrics)
     export_serving_model(model, transform_output, fn_args.serving_model_dir)
     # Recorded beside the model so a run can be traced back to the exact hyperparameters it trained with.
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HYPERPARAMETERS_FILE), "w") as handle:
-        json.dump({"hyperparameters": hparams.to_dict(), "eval_metrics": eval_metrics}, handle, indent=2)
+        record = {"candidate": candidate.name, "hyperparameters": hparams.to_dict(), "eval_metrics": eval_metrics}
+        json.dump(record, handle, indent=2)
 
 
-def _search_space(hp: keras_tuner.HyperParameters, base: Hyperparameters) -> Hyperparameters:
-    """Declares the search space on ``hp`` (KerasTuner registers it on first use) and returns this trial's pick."""
-    num_layers = hp.Int("num_layers", 1, 3)
-    values: dict[str, Any] = {
-        "num_layers": num_layers,
-        "learning_rate": hp.Choice("learning_rate", [1e-3, 3e-3, 1e-2]),
-        "embedding_dim": hp.Choice("embedding_dim", [4, 8, 16]),
-        "batch_size": base.batch_size,
-        "dropout": base.dropout,
-    }
-    for index in range(num_layers):
-        values[f"units_{index}"] = hp.Choice(f"units_{index}", [16, 32, 64, 128])
-    return Hyperparameters.from_mapping(values)
-
-
-class WideAndDeepSearch(keras_tuner.Tuner):
-    """KerasTuner search whose trials train with ``train`` above and report its eval metrics.
+class CandidateSearch(keras_tuner.Tuner):
+    """KerasTuner search over one candidate's space; trials train with ``train`` above and report its metrics.
 
     Overriding ``run_trial`` is KerasTuner's documented way to tune any training code. It is needed here too:
     KerasTuner 1.4 runs on Keras 3 and rejects the Keras 2 (tf_keras) models that TFX 1.16 requires.
     """
 
-    def __init__(self, base: Hyperparameters, **kwargs: Any):
+    def __init__(self, candidate: candidates.Candidate, base: Hyperparameters, **kwargs: Any):
         super().__init__(**kwargs)
+        self._candidate = candidate
         self._base = base
 
     def run_trial(self, trial, x, validation_data, steps_per_epoch, validation_steps, **_):  # noqa: ANN001
-        hparams = _search_space(trial.hyperparameters, self._base)
-        model = build_wide_and_deep(hparams)
+        hparams = self._candidate.search_space(trial.hyperparameters, self._base)
+        model = self._candidate.build(hparams)
         return train(model, x, steps_per_epoch, validation_data, validation_steps)
 
 
 def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
-    """Builds a random search over the wide-and-deep model's space, with its trial budget from config."""
+    """A random search over this Tuner's candidate's space, with its trial budget from config."""
     settings = (fn_args.custom_config or {}).get("tuner", {})
-    base = Hyperparameters.from_mapping((fn_args.custom_config or {}).get("hyperparameters", {}))
-    tuner = WideAndDeepSearch(
+    candidate = _candidate(fn_args)
+    base = candidate.defaults.replace((fn_args.custom_config or {}).get("hyperparameters", {}))
+    tuner = CandidateSearch(
+        candidate,
         base,
         oracle=keras_tuner.oracles.RandomSearchOracle(
             objective=keras_tuner.Objective("auc", direction="max"),
@@ -211,7 +209,7 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
             seed=int(settings.get("seed", 0)),
         ),
         directory=fn_args.working_dir,
-        project_name="taxi_tuning",
+        project_name=f"taxi_{candidate.name}",
         overwrite=True,
     )
     transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)

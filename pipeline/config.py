@@ -53,15 +53,22 @@ class TrainingSection:
     eval_steps: int = 100
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelSection:
-    """Default hyperparameters of the model (``models.model.Hyperparameters``); the tuner may replace them."""
+# Evaluator metrics (overall eval split) a winner can be chosen by; higher is better for each.
+SELECTION_METRICS = ("auc", "binary_accuracy")
 
-    hidden_units: tuple[int, ...] = (64, 32)
-    embedding_dim: int = 8
-    learning_rate: float = 0.003
-    batch_size: int = 256
-    dropout: float = 0.0
+
+@dataclasses.dataclass(frozen=True)
+class CandidatesSection:
+    """The candidate models trained side by side on the same transformed data, and how the winner is chosen.
+
+    Names are entries of ``models/candidates.py``. Each candidate trains with its own defaults from there,
+    overridden per candidate by ``[candidates.hyperparameters.<name>]`` tables (or ``--set
+    candidates.hyperparameters.<name>.<key>=<value>``), and by the tuner's best trial when the tuner is on.
+    """
+
+    names: tuple[str, ...] = ("wide_and_deep", "dnn", "linear")
+    selection_metric: str = "auc"
+    hyperparameters: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,7 +170,7 @@ class PipelineConfig:
     data: DataSection = DataSection()
     schema: SchemaSection = SchemaSection()
     training: TrainingSection = TrainingSection()
-    model: ModelSection = ModelSection()
+    candidates: CandidatesSection = CandidatesSection()
     tuner: TunerSection = TunerSection()
     evaluation: EvaluationSection = EvaluationSection()
     serving: ServingSection = ServingSection()
@@ -198,6 +205,8 @@ def _section_types() -> dict[str, type]:
 def _coerce(key: str, raw: Any, expected: Any) -> Any:
     """Converts a TOML value or an override string to the field's declared type, or raises a ConfigError."""
     origin = typing.get_origin(expected)
+    if origin is Mapping:
+        return _coerce_hyperparameter_tables(key, raw)
     if origin is tuple:
         (item_type, _ellipsis) = typing.get_args(expected)
         if isinstance(raw, str):
@@ -243,20 +252,89 @@ def _coerce(key: str, raw: Any, expected: Any) -> Any:
     raise TypeError(f"unsupported config field type {expected!r} for {key}")  # a bug in this module, not user input
 
 
+def _coerce_hyperparameter_tables(key: str, raw: Any) -> dict[str, dict[str, Any]]:
+    """``{candidate: {hyperparameter: value}}``, checked against ``models/candidates.py`` and the
+    ``Hyperparameters`` fields (neither imports TensorFlow), with each value coerced to its field's type."""
+    from models.candidates import CANDIDATES
+    from models.hyperparameters import field_types
+
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{key}: expected tables of hyperparameters per candidate, got {raw!r}")
+    types = field_types()
+    tables: dict[str, dict[str, Any]] = {}
+    for name, values in raw.items():
+        if name not in CANDIDATES:
+            raise ConfigError(f"{key}: unknown candidate '{name}'; known candidates: {', '.join(sorted(CANDIDATES))}")
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{key}.{name}: expected a table of hyperparameters, got {values!r}")
+        unknown = [field for field in values if field not in types]
+        if unknown:
+            raise ConfigError(f"{key}.{name}: unknown hyperparameter '{unknown[0]}'; known: {', '.join(sorted(types))}")
+        tables[name] = {field: _coerce(f"{key}.{name}.{field}", value, types[field]) for field, value in values.items()}
+    return tables
+
+
+def _nested(path: str, value: Any) -> Any:
+    """``a.b.c`` and a value as ``{"a": {"b": {"c": value}}}``: a dotted --set key into a mapping field."""
+    for part in reversed(path.split(".")):
+        value = {part: value}
+    return value
+
+
+def _merged(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    result = dict(old)
+    for key, value in new.items():
+        if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
+            value = _merged(result[key], value)
+        result[key] = value
+    return result
+
+
 def _apply(config: PipelineConfig, section: str, values: Mapping[str, Any], source: str) -> PipelineConfig:
     sections = _section_types()
     if section not in sections:
         raise ConfigError(f"{source}: unknown section [{section}]; known sections: {', '.join(sorted(sections))}")
     section_type = sections[section]
     hints = typing.get_type_hints(section_type)
-    changes = {}
-    for key, raw in values.items():
+    current = getattr(config, section)
+    changes: dict[str, Any] = {}
+    for dotted_key, raw in values.items():
+        key, _, rest = dotted_key.partition(".")
         if key not in hints:
             raise ConfigError(
                 f"{source}: unknown key '{section}.{key}'; known keys in [{section}]: {', '.join(sorted(hints))}"
             )
-        changes[key] = _coerce(f"{source}: {section}.{key}", raw, hints[key])
-    return dataclasses.replace(config, **{section: dataclasses.replace(getattr(config, section), **changes)})
+        if typing.get_origin(hints[key]) is Mapping:
+            # Tables merge into what the profile or an earlier override set, key by key.
+            table = _nested(rest, raw) if rest else raw
+            base = changes.get(key, getattr(current, key))
+            changes[key] = _merged(base, _coerce(f"{source}: {section}.{key}", table, hints[key]))
+        elif rest:
+            raise ConfigError(f"{source}: '{section}.{key}' is not a table; set it as {section}.{key}=<value>")
+        else:
+            changes[key] = _coerce(f"{source}: {section}.{key}", raw, hints[key])
+    return dataclasses.replace(config, **{section: dataclasses.replace(current, **changes)})
+
+
+def _check_candidates(config: PipelineConfig) -> None:
+    """The cross-field rules of ``[candidates]`` that a type alone cannot express."""
+    from models.candidates import CANDIDATES
+
+    names = config.candidates.names
+    if not names:
+        raise ConfigError("candidates.names: list at least one candidate model")
+    for name in names:
+        if name not in CANDIDATES:
+            raise ConfigError(
+                f"candidates.names: unknown candidate '{name}'; known candidates: {', '.join(sorted(CANDIDATES))}"
+            )
+    if len(set(names)) != len(names):
+        raise ConfigError(f"candidates.names: a candidate is listed twice in {list(names)}")
+    if config.candidates.selection_metric not in SELECTION_METRICS:
+        raise ConfigError(
+            f"candidates.selection_metric: expected one of {', '.join(SELECTION_METRICS)}, "
+            f"got {config.candidates.selection_metric!r}"
+        )
 
 
 def profile_path(profile: str) -> Path:
@@ -334,6 +412,7 @@ def load_config(
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, root=data_root))
     if not config.home.startswith("gs://"):
         config = dataclasses.replace(config, home=str(Path(config.home).expanduser().resolve()))
+    _check_candidates(config)
     return _expand_placeholders(config)
 
 

@@ -1,13 +1,16 @@
 """``create_pipeline(config)``: the only place the taxi DAG is written.
 
-Runners (``runners/``) pass this pipeline object to an orchestrator; they never add, remove or rewire nodes.
+Runners (``runners/``) pass this pipeline object to an orchestrator; they never add, remove or rewire names.
 User code is referenced by dotted path so nothing is packaged or uploaded at run time: the ``models`` package is
 installed in the venv locally and in the container image remotely.
 
     CsvExampleGen -> StatisticsGen -> SchemaGen (inferred, for comparison)
                                    -> ExampleValidator (vs. curated schema from ImportSchemaGen)
-                                      -> ValidationGate -> Transform -> [Tuner] -> Trainer
-    Resolver (latest blessed model) + Trainer -> Evaluator -> Pusher
+                                      -> ValidationGate -> Transform
+    for each candidate model in the config:
+        Transform -> [Tuner_<name>] -> Trainer_<name>
+        Resolver (latest pushed model) + Trainer_<name> -> Evaluator_<name>
+    every candidate's model, evaluation and blessing -> ModelSelector -> Pusher
 """
 
 from __future__ import annotations
@@ -41,7 +44,10 @@ from tfx.types.standard_artifacts import Model, ModelBlessing
 from tfx.utils import proto_utils
 
 from models import features
+from models.candidates import CANDIDATES
+from pipeline import names
 from pipeline.config import PipelineConfig
+from pipeline.model_selection import CandidateChannels, ModelSelector
 from pipeline.validation_gate import ValidationGate
 
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
@@ -150,11 +156,15 @@ def metadata_connection(config: PipelineConfig) -> metadata_store_pb2.Connection
     return None
 
 
-def _custom_config(config: PipelineConfig) -> dict:
-    """What ``run_fn``/``tuner_fn`` read from ``fn_args.custom_config`` (JSON-serialisable, recorded in MLMD)."""
-    model = config.to_dict()["model"]
-    tuner = config.to_dict()["tuner"]
-    return {"hyperparameters": model, "tuner": {"max_trials": tuner["max_trials"], "seed": tuner["seed"]}}
+def _custom_config(config: PipelineConfig, candidate: str) -> dict:
+    """What ``run_fn``/``tuner_fn`` read from ``fn_args.custom_config`` (JSON-serialisable, recorded in MLMD):
+    which candidate to build, and its hyperparameters (its defaults with the config's overrides applied)."""
+    overrides = config.candidates.hyperparameters.get(candidate, {})
+    return {
+        "candidate": candidate,
+        "hyperparameters": CANDIDATES[candidate].defaults.replace(overrides).to_dict(),
+        "tuner": {"max_trials": config.tuner.max_trials, "seed": config.tuner.seed},
+    }
 
 
 def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
@@ -188,7 +198,6 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         # TFDV statistics twice more over the same rows.
         disable_statistics=True,
     )
-    custom_config = _custom_config(config)
     trainer_class, tuner_class, pusher_class = Trainer, Tuner, Pusher
     cloud_config: dict = {}
     if config.vertex.training:
@@ -212,42 +221,60 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
             REMOTE_TRIALS_WORKING_DIR_KEY: f"{config.pipeline.root.rstrip('/')}/tuner_trials",
         }
 
-    tuner = None
-    if config.tuner.enabled:
-        tuner = tuner_class(
-            tuner_fn=TUNER_FN,
-            examples=transform.outputs["transformed_examples"],
-            transform_graph=transform.outputs["transform_graph"],
-            schema=validated_schema,
-            train_args=trainer_pb2.TrainArgs(num_steps=config.tuner.train_steps),
-            eval_args=trainer_pb2.EvalArgs(num_steps=config.tuner.eval_steps),
-            custom_config={**custom_config, **cloud_config},
-        )
-
-    trainer = trainer_class(
-        run_fn=RUN_FN,
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=validated_schema,
-        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
-        train_args=_runtime(config, "train_args", trainer_pb2.TrainArgs(num_steps=config.training.train_steps)),
-        eval_args=_runtime(config, "eval_args", trainer_pb2.EvalArgs(num_steps=config.training.eval_steps)),
-        custom_config={**custom_config, **cloud_config},
-    )
-
+    # The baseline every candidate is compared with: the model the last run pushed. Only the selector's
+    # blessings count (its ``current_model_id`` is the pushed candidate's Trainer model), not every Evaluator's,
+    # or a blessed candidate that lost would become the baseline. The channels are queries, not data edges.
     baseline_resolver = Resolver(
         strategy_class=LatestBlessedModelStrategy,
         model=Channel(type=Model),
-        model_blessing=Channel(type=ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
+        model_blessing=Channel(type=ModelBlessing, producer_component_id=names.MODEL_SELECTOR, output_key="blessing"),
+    ).with_id(names.BASELINE_RESOLVER)
+    evaluation_settings = _runtime(config, "eval_config", eval_config(config))
+    train_args = _runtime(config, "train_args", trainer_pb2.TrainArgs(num_steps=config.training.train_steps))
+    eval_args = _runtime(config, "eval_args", trainer_pb2.EvalArgs(num_steps=config.training.eval_steps))
 
-    evaluator = Evaluator(
-        examples=example_gen.outputs["examples"],
-        model=trainer.outputs["model"],
-        baseline_model=baseline_resolver.outputs["model"],
-        schema=validated_schema,
-        eval_config=_runtime(config, "eval_config", eval_config(config)),
+    per_candidate: list = []
+    candidates: dict[str, CandidateChannels] = {}
+    for name in config.candidates.names:
+        custom_config = {**_custom_config(config, name), **cloud_config}
+        tuner = None
+        if config.tuner.enabled:
+            tuner = tuner_class(
+                tuner_fn=TUNER_FN,
+                examples=transform.outputs["transformed_examples"],
+                transform_graph=transform.outputs["transform_graph"],
+                schema=validated_schema,
+                train_args=trainer_pb2.TrainArgs(num_steps=config.tuner.train_steps),
+                eval_args=trainer_pb2.EvalArgs(num_steps=config.tuner.eval_steps),
+                custom_config=custom_config,
+            ).with_id(names.tuner(name))
+        trainer = trainer_class(
+            run_fn=RUN_FN,
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            schema=validated_schema,
+            hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
+            train_args=train_args,
+            eval_args=eval_args,
+            custom_config=custom_config,
+        ).with_id(names.trainer(name))
+        evaluator = Evaluator(
+            examples=example_gen.outputs["examples"],
+            model=trainer.outputs["model"],
+            baseline_model=baseline_resolver.outputs["model"],
+            schema=validated_schema,
+            eval_config=evaluation_settings,
+        ).with_id(names.evaluator(name))
+        per_candidate += [*([tuner] if tuner else []), trainer, evaluator]
+        candidates[name] = CandidateChannels(
+            model=trainer.outputs["model"],
+            evaluation=evaluator.outputs["evaluation"],
+            blessing=evaluator.outputs["blessing"],
+        )
+    selector = ModelSelector(candidates=candidates, selection_metric=config.candidates.selection_metric).with_id(
+        names.MODEL_SELECTOR
     )
+
     push_settings: dict = {
         "push_destination": pusher_pb2.PushDestination(
             filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=config.serving_model_dir)
@@ -272,7 +299,9 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
                 },
             }
         }
-    pusher = pusher_class(model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"], **push_settings)
+    pusher = pusher_class(
+        model=selector.outputs["model"], model_blessing=selector.outputs["blessing"], **push_settings
+    ).with_id(names.PUSHER)
 
     components = [
         example_gen,
@@ -282,10 +311,9 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         example_validator,
         gate,
         transform,
-        *([tuner] if tuner else []),
-        trainer,
         baseline_resolver,
-        evaluator,
+        *per_candidate,
+        selector,
         pusher,
     ]
     return tfx_pipeline.Pipeline(

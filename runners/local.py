@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from pipeline import names
 from pipeline.config import PipelineConfig
 from runners import report as run_report
 from runners.environment import prepare_tensorflow
@@ -18,7 +19,7 @@ from runners.errors import UserError
 from runners.inputs import check_csv_folder
 from runners.progress import ComponentProgress, ProgressTracker
 
-GATE_NODE = "ValidationGate"
+GATE_NODE = names.VALIDATION_GATE
 RUN_CONFIG_PROPERTY = "taxi_pipeline_config"
 
 
@@ -85,7 +86,9 @@ def run_local(
         absl_logger.removeHandler(tracker)
         tracker.finish(failed=error is not None)
 
-    report = run_report.read_run(config.metadata.sqlite_path, config.pipeline.name, node_ids)
+    report = run_report.read_run(
+        config.metadata.sqlite_path, config.pipeline.name, node_ids, candidates=config.candidates.names
+    )
     _record_run(config, report)
     return LocalRun(report=report, error=error)
 

@@ -1,17 +1,18 @@
-"""What happened in a run, read back from ML Metadata: each component's outcome and time, the evaluation,
-the blessing and the pushed model. The end-of-run summary and the tests both read runs through this module, so
-what users are shown is what MLMD recorded.
+"""What happened in a run, read back from ML Metadata: each component's outcome and time, each candidate's
+evaluation and blessing, the model selector's decision and the pushed model. The end-of-run summary and the tests
+both read runs through this module, so what users are shown is what MLMD recorded.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Sequence
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+
+from pipeline import anomalies, evaluation_results, names
 
 _STATE_NAMES = {
     metadata_store_pb2.Execution.COMPLETE: "done",
@@ -33,20 +34,41 @@ class ComponentRecord:
 
 
 @dataclasses.dataclass
+class CandidateRecord:
+    """One candidate model's evaluation in this run (its ``Evaluator_<name>``'s outputs)."""
+
+    name: str
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    baseline_metrics: dict[str, float] = dataclasses.field(default_factory=dict)  # the previous pushed model's
+    slice_metrics: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    blessed: bool | None = None
+
+
+@dataclasses.dataclass
 class RunReport:
     pipeline_name: str
     run_id: str
     components: list[ComponentRecord]
-    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
-    baseline_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
-    slice_metrics: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    candidates: dict[str, CandidateRecord] = dataclasses.field(default_factory=dict)
+    # The model selector's decision: whether any candidate was blessed, which one won, and its stated reason.
     blessed: bool | None = None
+    selected: str | None = None
+    selection_reason: str = ""
     pushed_path: str = ""
     anomalies: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def failed(self) -> list[ComponentRecord]:
         return [component for component in self.components if component.state == "failed"]
+
+    @property
+    def winner(self) -> CandidateRecord | None:
+        return self.candidates.get(self.selected) if self.selected else None
+
+    @property
+    def baseline_metrics(self) -> dict[str, float]:
+        """The previously pushed model's metrics: every candidate's Evaluator measured the same baseline."""
+        return next((c.baseline_metrics for c in self.candidates.values() if c.baseline_metrics), {})
 
     def component(self, node_id: str) -> ComponentRecord:
         return next(component for component in self.components if component.node_id == node_id)
@@ -113,11 +135,16 @@ def _artifact_type_name(store: metadata_store.MetadataStore, artifact: metadata_
 
 
 def read_run(
-    sqlite_path: str, pipeline_name: str, node_ids: Sequence[str] = (), run_id: str | None = None
+    sqlite_path: str,
+    pipeline_name: str,
+    node_ids: Sequence[str] = (),
+    run_id: str | None = None,
+    candidates: Sequence[str] = (),
 ) -> RunReport:
     """Reads the run ``run_id`` (default: the newest) of ``pipeline_name`` from the SQLite MLMD store.
 
-    ``node_ids`` lists the pipeline's nodes in order so that nodes the run never reached show as "not run".
+    ``node_ids`` lists the pipeline's nodes in order so that nodes the run never reached show as "not run";
+    ``candidates`` lists the candidate models in config order, so the report lists them in that order too.
     """
     store = open_store(sqlite_path)
     run_id = run_id or latest_run_id(store, pipeline_name)
@@ -128,72 +155,59 @@ def read_run(
 
     node_of_execution = _node_ids(store, pipeline_name)
     records: dict[str, ComponentRecord] = {node_id: ComponentRecord(node_id, "not run") for node_id in node_ids}
-    report = RunReport(pipeline_name=pipeline_name, run_id=run_id, components=[])
+    report = RunReport(
+        pipeline_name=pipeline_name,
+        run_id=run_id,
+        components=[],
+        candidates={name: CandidateRecord(name) for name in candidates},
+    )
     for execution in executions:
         node_id = node_of_execution.get(execution.id, f"execution {execution.id}")
         seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
         state = _STATE_NAMES.get(execution.last_known_state, "unknown")
         records[node_id] = ComponentRecord(node_id, state, seconds, _error_message(execution), execution.id)
         for artifact in _outputs(store, execution.id):
-            _read_output(store, artifact, report)
+            _read_output(store, node_id, artifact, report)
     report.components = list(records.values())
     return report
 
 
-def _read_output(store: metadata_store.MetadataStore, artifact: metadata_store_pb2.Artifact, report: RunReport) -> None:
+def _read_output(
+    store: metadata_store.MetadataStore, node_id: str, artifact: metadata_store_pb2.Artifact, report: RunReport
+) -> None:
     type_name = _artifact_type_name(store, artifact)
+    candidate_name = names.candidate_of(node_id)
+    candidate = None
+    if candidate_name:
+        candidate = report.candidates.setdefault(candidate_name, CandidateRecord(candidate_name))
     if type_name == "ModelBlessing":
-        report.blessed = bool(artifact.custom_properties["blessed"].int_value)
+        blessed = bool(artifact.custom_properties[names.BLESSED].int_value)
+        if candidate is not None:
+            candidate.blessed = blessed
+        elif node_id == names.MODEL_SELECTOR:
+            report.blessed = blessed
+            report.selected = _string(artifact, names.SELECTION_WINNER) or None
+            report.selection_reason = _string(artifact, names.SELECTION_REASON)
     elif type_name == "PushedModel":
         if artifact.custom_properties["pushed"].int_value:
             report.pushed_path = artifact.custom_properties["pushed_destination"].string_value
-    elif type_name == "ModelEvaluation":
-        _read_metrics(artifact.uri, report)
+    elif type_name == "ModelEvaluation" and candidate is not None:
+        evaluation = evaluation_results.read_metrics(artifact.uri)
+        candidate.metrics = evaluation.candidate
+        candidate.baseline_metrics = evaluation.baseline
+        candidate.slice_metrics = evaluation.slices
     elif type_name == "ExampleAnomalies":
         _read_anomalies(artifact, report)
 
 
-def _read_anomalies(artifact: metadata_store_pb2.Artifact, report: RunReport) -> None:
-    from pipeline import anomalies
+def _string(artifact: metadata_store_pb2.Artifact, key: str) -> str:
+    value = artifact.custom_properties.get(key)
+    return value.string_value if value is not None else ""
 
+
+def _read_anomalies(artifact: metadata_store_pb2.Artifact, report: RunReport) -> None:
     splits = json.loads(artifact.properties["split_names"].string_value or "[]")
     try:
         report.anomalies = anomalies.summarize(anomalies.read_split_anomalies(artifact.uri, splits))
     except OSError:
         report.anomalies = []
-
-
-def _read_metrics(evaluation_uri: str, report: RunReport) -> None:
-    """Overall and per-slice metrics of the candidate (and the baseline, when there was one) from TFMA's output."""
-    import tensorflow_model_analysis as tfma  # already loaded in a run that evaluated; heavy otherwise
-
-    if not any(name.startswith("metrics") for name in os.listdir(evaluation_uri)):
-        return  # the Evaluator failed before writing metrics
-    for slice_metrics in tfma.load_metrics(evaluation_uri):
-        slice_name = _slice_name(slice_metrics.slice_key)
-        for entry in slice_metrics.metric_keys_and_values:
-            key, value = entry.key, entry.value
-            if key.is_diff:
-                continue
-            if not value.HasField("double_value"):
-                continue
-            number = value.double_value.value
-            if slice_name == "overall":
-                target = report.baseline_metrics if key.model_name == "baseline" else report.metrics
-                target[key.name] = number
-            elif key.model_name != "baseline":
-                report.slice_metrics.setdefault(slice_name, {})[key.name] = number
-
-
-def _slice_name(slice_key) -> str:
-    if not slice_key.single_slice_keys:
-        return "overall"
-    parts = []
-    for single in slice_key.single_slice_keys:
-        value = (
-            single.bytes_value.decode()
-            if single.HasField("bytes_value")
-            else (single.int64_value if single.HasField("int64_value") else single.float_value)
-        )
-        parts.append(f"{single.column}={value}")
-    return ", ".join(parts)

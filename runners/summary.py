@@ -1,4 +1,5 @@
-"""The end-of-run summary: each component's outcome and time, the evaluation, the blessing, the pushed model."""
+"""The end-of-run summary: each component's outcome and time, every candidate's evaluation next to the previously
+pushed model, which candidate won and why, and where the winner was pushed."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from rich.table import Table
 
 from runners.local import LocalRun
 from runners.progress import STATE_STYLES
+from runners.report import RunReport
 
 # Metrics shown, in order, with the names TFMA records them under.
 SHOWN_METRICS = (
@@ -60,19 +62,37 @@ def print_summary(stream: TextIO, result: LocalRun, log_path: Path) -> None:
     elif result.error is not None:
         console.print(f"[bold red]The run failed[/]: {escape(_last_line(str(result.error)))}")
 
-    if report.metrics:
-        metrics = Table(box=None, header_style="bold", padding=(0, 2), title="evaluation (eval split)")
-        metrics.add_column("metric")
-        metrics.add_column("candidate", justify="right")
-        metrics.add_column("baseline", justify="right")
-        for key, label in SHOWN_METRICS:
-            metrics.add_row(label, _number(report.metrics.get(key)), _number(report.baseline_metrics.get(key)))
-        console.print(metrics)
-    if report.blessed is not None:
-        verdict = "[bold green]blessed[/]" if report.blessed else "[bold yellow]not blessed[/] (below thresholds)"
-        console.print(f"model: {verdict}")
+    _print_candidates(console, report)
+    if report.selection_reason:
+        console.print(f"selection: {escape(report.selection_reason)}")
     if report.pushed_path:
         console.print(f"pushed to: {report.pushed_path}")
     elif report.blessed is not None:
-        console.print("pushed: nothing (the model was not blessed)")
+        console.print("pushed: nothing (no candidate was blessed)")
     console.print(f"log: {log_path}")
+
+
+def _print_candidates(console: Console, report: RunReport) -> None:
+    """One row per candidate with its eval-split metrics and blessing, the winner marked, and the previously
+    pushed model (the baseline every candidate was compared with) as the last row."""
+    evaluated = [candidate for candidate in report.candidates.values() if candidate.metrics]
+    if not evaluated:
+        return
+    table = Table(box=None, header_style="bold", padding=(0, 1), title="candidate models (eval split)")
+    table.add_column("model", no_wrap=True)
+    for _, label in SHOWN_METRICS:
+        table.add_column(label, justify="right")
+    table.add_column("blessed")
+    for candidate in evaluated:
+        verdict = {True: "yes", False: "[yellow]no[/]", None: "-"}[candidate.blessed]
+        name = candidate.name
+        if candidate.name == report.selected:
+            name, verdict = f"[bold green]{name}[/]", "[bold green]selected[/]"
+        table.add_row(name, *(_number(candidate.metrics.get(key)) for key, _ in SHOWN_METRICS), verdict)
+    baseline = report.baseline_metrics
+    table.add_row(
+        "baseline",
+        *(_number(baseline.get(key)) if baseline else "-" for key, _ in SHOWN_METRICS),
+        "last pushed" if baseline else "(none yet)",
+    )
+    console.print(table)

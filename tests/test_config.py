@@ -24,7 +24,8 @@ def test_overrides_are_coerced_to_the_declared_types(tmp_path):
             "training.train_steps=42",
             "evaluation.min_auc=0.55",
             "tuner.enabled=true",
-            "model.hidden_units=16, 8",
+            "candidates.hyperparameters.dnn.hidden_units=16, 8",
+            "candidates.names=linear,dnn",
             'beam.args=["--runner=FnApiRunner"]',
         ],
         home=str(tmp_path),
@@ -32,7 +33,8 @@ def test_overrides_are_coerced_to_the_declared_types(tmp_path):
     assert config.training.train_steps == 42
     assert config.evaluation.min_auc == pytest.approx(0.55)
     assert config.tuner.enabled is True
-    assert config.model.hidden_units == (16, 8)
+    assert config.candidates.hyperparameters == {"dnn": {"hidden_units": (16, 8)}}
+    assert config.candidates.names == ("linear", "dnn")
     assert config.beam.args == ("--runner=FnApiRunner",)
 
 
@@ -49,7 +51,18 @@ def test_command_line_shortcuts_win_over_profile(tmp_path):
         ("training.train_steps=many", "training.train_steps: expected an integer, got 'many'"),
         ("evaluation.min_auc=high", "evaluation.min_auc: expected a number"),
         ("tuner.enabled=maybe", "tuner.enabled: expected true or false"),
-        ("model.hidden_units=[1,", "model.hidden_units: '[1,' is not a valid list"),
+        (
+            "candidates.hyperparameters.dnn.hidden_units=[1,",
+            "candidates.hyperparameters.dnn.hidden_units: '[1,' is not a valid list",
+        ),
+        ("candidates.hyperparameters.dnn.depth=3", "unknown hyperparameter 'depth'; known: batch_size, dropout"),
+        ("candidates.hyperparameters.gbdt.learning_rate=0.1", "unknown candidate 'gbdt'; known candidates: dnn"),
+        ("candidates.hyperparameters.linear.learning_rate=fast", "linear.learning_rate: expected a number"),
+        ("candidates.names=linear,forest", "candidates.names: unknown candidate 'forest'; known candidates: dnn"),
+        ("candidates.names=linear,linear", "candidates.names: a candidate is listed twice"),
+        ("candidates.names=", "candidates.names: list at least one candidate model"),
+        ("candidates.selection_metric=loss", "candidates.selection_metric: expected one of auc, binary_accuracy"),
+        ("candidates.names.x=1", "'candidates.names' is not a table"),
         ("train_steps=5", "expected section.key=value"),
         ("training.train_steps", "expected section.key=value"),
     ],
@@ -76,5 +89,29 @@ def test_profile_file_errors_name_the_file(tmp_path):
 
 
 def test_resolved_config_round_trips_through_json(tmp_path):
-    config = load_config("local", ["training.train_steps=7", "model.hidden_units=4"], home=str(tmp_path))
+    config = load_config(
+        "local", ["training.train_steps=7", "candidates.hyperparameters.dnn.hidden_units=4"], home=str(tmp_path)
+    )
     assert config_from_dict(config.to_dict()) == config
+
+
+def test_candidate_hyperparameter_tables_merge_from_profile_and_overrides(tmp_path):
+    profile = tmp_path / "mine.toml"
+    profile.write_text(
+        "[candidates]\nnames = ['dnn', 'linear']\n"
+        "[candidates.hyperparameters.dnn]\nhidden_units = [32, 16]\ndropout = 0.2\n"
+        "[candidates.hyperparameters.linear]\nlearning_rate = 0.05\n"
+    )
+    config = load_config(str(profile), ["candidates.hyperparameters.dnn.dropout=0.3"], home=str(tmp_path))
+    assert config.candidates.hyperparameters == {
+        "dnn": {"hidden_units": (32, 16), "dropout": 0.3},
+        "linear": {"learning_rate": 0.05},
+    }
+
+
+def test_every_profile_lists_three_known_candidate_architectures(tmp_path):
+    from pipeline.config import PROFILES_DIR
+
+    for path in PROFILES_DIR.glob("*.toml"):
+        config = load_config(path.stem, home=str(tmp_path))
+        assert len(config.candidates.names) >= 3, path.name

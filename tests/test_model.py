@@ -1,16 +1,20 @@
-"""The Keras model builder and the hyperparameter plumbing between config, tuner and Trainer."""
+"""The candidate model builders and the hyperparameter plumbing between config, tuner and Trainer."""
 
 from __future__ import annotations
 
+import keras_tuner
 import numpy as np
 import pytest
 
 from models import preprocessing
-from models.model import Hyperparameters, build_wide_and_deep
+from models.candidates import CANDIDATES
+from models.hyperparameters import Hyperparameters
+from models.model import build_wide_and_deep
 
 
-def test_model_takes_every_transformed_feature_and_outputs_a_probability():
-    model = build_wide_and_deep(Hyperparameters(hidden_units=(8, 4), embedding_dim=2))
+@pytest.mark.parametrize("name", sorted(CANDIDATES))
+def test_every_candidate_takes_every_transformed_feature_and_outputs_a_probability(name):
+    model = CANDIDATES[name].build(CANDIDATES[name].defaults)
     expected_inputs = set(preprocessing.dense_feature_names()) | set(preprocessing.categorical_cardinalities())
     assert {tensor.name.split(":")[0] for tensor in model.inputs} == expected_inputs
 
@@ -20,6 +24,38 @@ def test_model_takes_every_transformed_feature_and_outputs_a_probability():
     probabilities = model.predict_on_batch(batch)
     assert probabilities.shape == (5, 1)
     assert np.all((probabilities >= 0) & (probabilities <= 1))
+
+
+def _layer_kinds(model) -> set[str]:
+    kinds = set()
+    for layer in model.layers:
+        if layer.name.startswith("hidden_"):
+            kinds.add("hidden")
+        elif layer.name.endswith("_wide"):
+            kinds.add("one-hot weights")
+        elif layer.name.endswith("_embedding"):
+            kinds.add("embeddings")
+    return kinds
+
+
+def test_candidates_are_different_architectures():
+    kinds = {name: _layer_kinds(candidate.build(candidate.defaults)) for name, candidate in CANDIDATES.items()}
+    assert kinds["wide_and_deep"] == {"hidden", "one-hot weights", "embeddings"}
+    assert kinds["dnn"] == {"hidden", "embeddings"}
+    assert kinds["linear"] == {"one-hot weights"}
+    assert len(CANDIDATES["dnn"].defaults.hidden_units) > len(CANDIDATES["wide_and_deep"].defaults.hidden_units)
+
+
+@pytest.mark.parametrize("name", sorted(CANDIDATES))
+def test_search_space_trials_are_what_the_trainer_rebuilds_from_the_tuner_values(name):
+    """The Trainer rebuilds a tuned model from KerasTuner's recorded values alone, so they must pin the trial."""
+    candidate = CANDIDATES[name]
+    hp = keras_tuner.HyperParameters()
+    first_trial = candidate.search_space(hp, candidate.defaults)
+    assert hp.values, "the search space declares nothing to tune"
+    assert candidate.defaults.replace(hp.values) == first_trial
+    model = candidate.build(first_trial)
+    assert [layer.units for layer in model.layers if layer.name.startswith("hidden_")] == list(first_trial.hidden_units)
 
 
 def test_hidden_layers_follow_the_hyperparameters():
