@@ -74,7 +74,7 @@ def choose(scores: Sequence[CandidateScore], metric: str) -> Selection:
     winner = max(blessed, key=lambda candidate: candidate.score)  # max keeps the first of equal scores
     others = ", ".join(f"{c.name} {c.score:.4f}" for c in blessed if c is not winner)
     reason = f"{winner.name} has the highest {metric} ({winner.score:.4f}) of the blessed candidates"
-    reason += f" (others: {others})" if others else " (the only one blessed)"
+    reason += f" (others: {others})" if others else " (no other blessed candidate has a score)"
     if winner.baseline_score is not None:
         reason += f"; the previous blessed model scored {winner.baseline_score:.4f}"
     return Selection(winner.name, reason + (f"; {rejected}" if rejected else ""))

@@ -27,9 +27,12 @@ NODES = {
     "ExampleValidator",
     "ValidationGate",
     "Transform",
-    "Trainer",
+    "Trainer_wide_and_deep",
+    "Trainer_linear",
     "latest_blessed_model_resolver",
-    "Evaluator",
+    "Evaluator_wide_and_deep",
+    "Evaluator_linear",
+    "ModelSelector",
     "Pusher",
 }
 
@@ -60,6 +63,7 @@ def airflow_setup(tmp_path_factory):
         "evaluation.min_auc=0.0",
         "evaluation.max_auc_regression=1.0",
         "airflow.retries=0",
+        "candidates.names=wide_and_deep,linear",
     ]
     compile_command = [str(VENV_BIN / "taxi-pipeline"), "compile", "--runner", "airflow"]
     compile_command += ["--output", str(root / "dags"), "--home", str(home)]
@@ -82,7 +86,8 @@ print(json.dumps({
     "schedule": taxi.schedule_interval,
     "catchup": taxi.catchup,
     "retries": {task.retries for task in taxi.tasks}.pop(),
-    "upstream": sorted(taxi.get_task("Trainer").upstream_task_ids),
+    "upstream": sorted(taxi.get_task("Trainer_linear").upstream_task_ids),
+    "selector_upstream": sorted(taxi.get_task("ModelSelector").upstream_task_ids),
 }))
 """
 
@@ -100,6 +105,12 @@ def test_dag_folder_imports_without_errors(airflow_setup):
     assert set(found["tasks"]) == NODES  # one task per component
     assert found["schedule"] == "0 3 * * *" and found["catchup"] is False and found["retries"] == 0
     assert found["upstream"] == ["Transform", "ValidationGate"]
+    assert found["selector_upstream"] == [
+        "Evaluator_linear",
+        "Evaluator_wide_and_deep",
+        "Trainer_linear",
+        "Trainer_wide_and_deep",
+    ]
 
 
 def test_airflow_dags_test_runs_every_component_and_pushes_a_model(airflow_setup):
@@ -125,6 +136,12 @@ def test_airflow_dags_test_runs_every_component_and_pushes_a_model(airflow_setup
         states[execution.properties["component_id"].string_value] = execution.properties["state"].string_value
     assert set(states) == NODES
     assert set(states.values()) <= {"complete", "cached"}, states
+
+    # Both candidates pass the thresholds set above; the selector records which one won and why.
+    selections = [b for b in store.get_artifacts_by_type("ModelBlessing") if "selection_winner" in b.custom_properties]
+    assert len(selections) == 1
+    assert selections[0].custom_properties["selection_winner"].string_value in {"wide_and_deep", "linear"}
+    assert "highest auc" in selections[0].custom_properties["selection_reason"].string_value
 
     pushed = store.get_artifacts_by_type("PushedModel")
     assert [artifact.custom_properties["pushed"].int_value for artifact in pushed] == [1]

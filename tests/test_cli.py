@@ -82,7 +82,12 @@ def test_interrupted_run_says_so_and_the_next_run_completes_from_the_same_store(
 
     data = write_csv(tmp_path / "data", *read_rows(1500))
     home = tmp_path / "home"
-    overrides = ["training.train_steps=50", "training.eval_steps=3", "evaluation.min_auc=0.5"]
+    overrides = [
+        "training.train_steps=50",
+        "training.eval_steps=3",
+        "evaluation.min_auc=0.5",
+        "candidates.names=wide_and_deep",
+    ]
     command = [*CLI, "run", "--home", str(home), "--data", str(data)]
     for override in overrides:
         command += ["--set", override]
@@ -109,5 +114,5 @@ def test_interrupted_run_says_so_and_the_next_run_completes_from_the_same_store(
     assert rerun.succeeded, rerun.error
     states = {component.node_id: component.state for component in rerun.report.components}
     assert states["CsvExampleGen"] == states["StatisticsGen"] == states["ValidationGate"] == "cached"
-    assert states["Transform"] == states["Trainer"] == "done"
+    assert states["Transform"] == states["Trainer_wide_and_deep"] == "done"
     assert rerun.report.pushed_path

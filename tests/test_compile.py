@@ -93,16 +93,48 @@ def test_spec_has_the_local_dag_image_and_runtime_parameters(compiled, target):
     assert json.loads(defaults["train_args"]) == {"num_steps": 321}
     assert json.loads(defaults["eval_args"]) == {"num_steps": 100}
     assert "AUC" in defaults["eval_config"]
-    trainer = spec.root.dag.tasks["Trainer"].inputs.parameters
-    assert trainer["train_args"].component_input_parameter == "train_args"
-    assert trainer["eval_args"].component_input_parameter == "eval_args"
-    assert spec.root.dag.tasks["Evaluator"].inputs.parameters["eval_config"].component_input_parameter == "eval_config"
+    for candidate in ("wide_and_deep", "dnn", "linear"):
+        trainer = spec.root.dag.tasks[f"Trainer_{candidate}"].inputs.parameters
+        assert trainer["train_args"].component_input_parameter == "train_args"
+        assert trainer["eval_args"].component_input_parameter == "eval_args"
+        evaluator = spec.root.dag.tasks[f"Evaluator_{candidate}"].inputs.parameters
+        assert evaluator["eval_config"].component_input_parameter == "eval_config"
     assert spec.root.dag.tasks["CsvExampleGen"].inputs.parameters["input_base"].component_input_parameter == (
         "data_root"
     )
     if target == "vertex":
         assert document["runtimeConfig"]["gcsOutputDirectory"] == "gs://test-bucket/taxi/pipeline_root"
         assert document["runtimeConfig"]["parameterValues"] == defaults
+
+
+@pytest.mark.parametrize("target", ["vertex", "kubeflow"])
+def test_selector_takes_every_candidate_and_feeds_the_pusher(compiled, target):
+    """The custom ModelSelector compiles to an ordinary container step: every candidate's model, evaluation and
+    blessing go in, and the Pusher takes the selector's model and blessing, not any Trainer's."""
+    spec = _spec_proto(json.loads(compiled[target].read_text()))
+    tasks = spec.root.dag.tasks
+    selector_inputs = {
+        key: (artifact.task_output_artifact.producer_task, artifact.task_output_artifact.output_artifact_key)
+        for key, artifact in tasks["ModelSelector"].inputs.artifacts.items()
+    }
+    expected = {}
+    for candidate in ("wide_and_deep", "dnn", "linear"):
+        expected[f"{candidate}_model"] = (f"Trainer_{candidate}", "model")
+        expected[f"{candidate}_evaluation"] = (f"Evaluator_{candidate}", "evaluation")
+        expected[f"{candidate}_blessing"] = (f"Evaluator_{candidate}", "blessing")
+    assert selector_inputs == expected
+    pusher_inputs = {
+        key: (artifact.task_output_artifact.producer_task, artifact.task_output_artifact.output_artifact_key)
+        for key, artifact in tasks["Pusher"].inputs.artifacts.items()
+    }
+    assert pusher_inputs == {"model": ("ModelSelector", "model"), "model_blessing": ("ModelSelector", "blessing")}
+    parameters = tasks["ModelSelector"].inputs.parameters
+    assert json.loads(parameters["candidates"].runtime_value.constant.string_value) == [
+        "wide_and_deep",
+        "dnn",
+        "linear",
+    ]
+    assert parameters["selection_metric"].runtime_value.constant.string_value == "auc"
 
 
 def test_pipeline_job_is_built_offline_with_changed_parameters(compiled):

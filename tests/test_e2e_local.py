@@ -1,8 +1,8 @@
 """The whole pipeline under LocalDagRunner, for real: real TFX components, in-process Beam, a SQLite MLMD store.
 
-Runs on a 2,000-row slice of the bundled data with few training steps. One pipeline home is shared by a chain of
-fixtures (cold run -> re-run -> tuner run), because each step is about what the previous one left behind; the
-validation-gate run uses a home of its own.
+Runs on a 2,000-row slice of the bundled data with two small candidate models and few training steps. One pipeline
+home is shared by a chain of fixtures (cold run -> re-run -> re-run -> tuner run -> a run nobody passes), because
+each step is about what the previous one left behind; the validation-gate run uses a home of its own.
 """
 
 from __future__ import annotations
@@ -22,13 +22,17 @@ from runners import report as run_report
 from runners.local import RUN_CONFIG_PROPERTY, LocalRun, run_local
 
 SLICE_ROWS = 2000
+CANDIDATES = ("wide_and_deep", "linear")
 SMALL_RUN = [
     "training.train_steps=150",
     "training.eval_steps=5",
-    "model.batch_size=64",
+    f"candidates.names={','.join(CANDIDATES)}",
+    "candidates.hyperparameters.wide_and_deep.batch_size=64",
+    "candidates.hyperparameters.wide_and_deep.hidden_units=16,8",
+    "candidates.hyperparameters.linear.batch_size=64",
     "evaluation.min_auc=0.6",
 ]
-UPSTREAM_OF_EVALUATOR = [
+UPSTREAM_OF_EVALUATORS = [
     "CsvExampleGen",
     "StatisticsGen",
     "SchemaGen",
@@ -36,8 +40,10 @@ UPSTREAM_OF_EVALUATOR = [
     "ExampleValidator",
     "ValidationGate",
     "Transform",
-    "Trainer",
+    "Trainer_wide_and_deep",
+    "Trainer_linear",
 ]
+DOWNSTREAM = ["latest_blessed_model_resolver", "Evaluator_wide_and_deep", "Evaluator_linear", "ModelSelector", "Pusher"]
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +79,7 @@ def _states(run: LocalRun) -> dict[str, str]:
 def test_every_component_executes_and_the_model_is_pushed(first_run, home):
     assert first_run.succeeded, first_run.error
     states = _states(first_run)
-    assert set(states) == {*UPSTREAM_OF_EVALUATOR, "latest_blessed_model_resolver", "Evaluator", "Pusher"}
+    assert set(states) == {*UPSTREAM_OF_EVALUATORS, *DOWNSTREAM}
     assert all(state == "done" for state in states.values()), states
     # Read MLMD again independently of the run's own report.
     report = run_report.read_run(str(home / "metadata.sqlite"), "taxi")
@@ -81,16 +87,46 @@ def test_every_component_executes_and_the_model_is_pushed(first_run, home):
     assert {c.node_id for c in report.components if c.state == "done"} == set(states)
 
     assert first_run.report.blessed is True
-    assert first_run.report.metrics["auc"] >= 0.6
-    assert first_run.report.metrics["example_count"] > 0
-    assert {"binary_accuracy", "calibration"} <= set(first_run.report.metrics)
-    assert any(name.startswith("trip_start_hour=") for name in first_run.report.slice_metrics)
-    assert any(name.startswith("payment_type=") for name in first_run.report.slice_metrics)
+    assert list(first_run.report.candidates) == list(CANDIDATES)
+    for candidate in first_run.report.candidates.values():
+        assert candidate.blessed is True
+        assert candidate.metrics["auc"] >= 0.6
+        assert candidate.metrics["example_count"] > 0
+        assert {"binary_accuracy", "calibration"} <= set(candidate.metrics)
+        assert any(name.startswith("trip_start_hour=") for name in candidate.slice_metrics)
+        assert any(name.startswith("payment_type=") for name in candidate.slice_metrics)
 
     pushed = Path(first_run.report.pushed_path)
     assert pushed.parent == home / "serving" / "taxi"  # TF Serving layout: <serving>/<model>/<version>/
     assert pushed.name.isdigit()
     assert (pushed / "saved_model.pb").is_file()
+
+
+def _selector_blessing(store, run: LocalRun):
+    return _output(store, run.report.component("ModelSelector").execution_id, "ModelBlessing")
+
+
+def test_the_best_blessed_candidate_is_selected_recorded_and_pushed(first_run, home):
+    """Read from MLMD: the selector's recorded scores are the Evaluators' AUCs, the winner is the highest, and the
+    pushed SavedModel is byte for byte the winner's Trainer output."""
+    store = run_report.open_store(str(home / "metadata.sqlite"))
+    blessing = _selector_blessing(store, first_run)
+    winner = blessing.custom_properties["selection_winner"].string_value
+    scores = {score["name"]: score for score in json.loads(blessing.custom_properties["selection_scores"].string_value)}
+    aucs = {name: candidate.metrics["auc"] for name, candidate in first_run.report.candidates.items()}
+    assert {name: score["score"] for name, score in scores.items()} == pytest.approx(aucs)
+    assert winner == max(aucs, key=aucs.get)
+    assert first_run.report.selected == winner
+    assert f"{winner} has the highest auc" in blessing.custom_properties["selection_reason"].string_value
+
+    trainer_model = _output(store, first_run.report.component(f"Trainer_{winner}").execution_id, "Model")
+    assert blessing.custom_properties["current_model_id"].int_value == trainer_model.id
+    trained = Path(trainer_model.uri) / "Format-Serving"
+    pushed = Path(first_run.report.pushed_path)
+    trained_files = sorted(p.relative_to(trained) for p in trained.rglob("*") if p.is_file())
+    assert trained_files == sorted(p.relative_to(pushed) for p in pushed.rglob("*") if p.is_file())
+    for relative in trained_files:
+        assert (trained / relative).read_bytes() == (pushed / relative).read_bytes(), relative
 
 
 def _typed(row: dict[str, str]) -> dict:
@@ -138,18 +174,21 @@ def test_rerun_with_nothing_changed_reuses_the_cache(second_run, third_run, firs
     assert second_run.succeeded and third_run.succeeded
     assert second_run.report.run_id != first_run.report.run_id
     second = _states(second_run)
-    assert all(second[node] == "cached" for node in UPSTREAM_OF_EVALUATOR), second
-    # The Evaluator's inputs did change: the first run's model is now the blessed baseline, so the second run
-    # compares the candidate against it once (and records the baseline's metrics).
-    assert second["Evaluator"] == "done"
-    assert second_run.report.baseline_metrics["auc"] == pytest.approx(second_run.report.metrics["auc"])
+    assert all(second[node] == "cached" for node in UPSTREAM_OF_EVALUATORS), second
+    # The Evaluators' inputs did change: the first run's winner is now the baseline, so the second run compares
+    # every candidate against it once (and records the baseline's metrics, which are the winner's own).
+    assert second["Evaluator_wide_and_deep"] == second["Evaluator_linear"] == "done"
+    winner = first_run.report.selected
+    assert second_run.report.baseline_metrics["auc"] == pytest.approx(
+        first_run.report.candidates[winner].metrics["auc"]
+    )
     # From then on nothing changes, and every component is reused.
     third = _states(third_run)
     executed = {node for node, state in third.items() if state not in ("cached",)}
     assert executed == {"latest_blessed_model_resolver"}, third  # a resolver is re-evaluated, never cached
 
 
-def test_tuner_best_hyperparameters_are_used_by_the_trainer(third_run, home, data_slice):
+def test_tuner_searches_each_candidate_and_the_trainers_use_its_best_hyperparameters(third_run, home, data_slice):
     config = load_config(
         "local",
         [*SMALL_RUN, "tuner.enabled=true", "tuner.max_trials=2", "tuner.train_steps=30", "tuner.eval_steps=3"],
@@ -159,32 +198,64 @@ def test_tuner_best_hyperparameters_are_used_by_the_trainer(third_run, home, dat
     run = run_local(config)
     assert run.succeeded, run.error
     states = _states(run)
-    assert states["Tuner"] == "done" and states["Trainer"] == "done"
-    assert states["Transform"] == "cached"  # the tuner reuses the transformed data of earlier runs
-
+    assert states["Transform"] == "cached"  # the tuners reuse the transformed data of earlier runs
     store = run_report.open_store(str(home / "metadata.sqlite"))
-    tuner_output = _output_uri(store, run.report.component("Tuner").execution_id, "HyperParameters")
-    best = json.loads((Path(tuner_output) / "best_hyperparameters.txt").read_text())["values"]
-    model_run = _output_uri(store, run.report.component("Trainer").execution_id, "ModelRun")
-    used = json.loads((Path(model_run) / HYPERPARAMETERS_FILE).read_text())["hyperparameters"]
-    assert used["learning_rate"] == pytest.approx(best["learning_rate"])
-    assert used["embedding_dim"] == best["embedding_dim"]
-    assert used["hidden_units"] == [best[f"units_{i}"] for i in range(best["num_layers"])]
+    for candidate in CANDIDATES:
+        assert states[f"Tuner_{candidate}"] == states[f"Trainer_{candidate}"] == "done"
+        tuner_execution = run.report.component(f"Tuner_{candidate}").execution_id
+        # The search itself is kept: every trial's hyperparameters and score, as TFX's TunerResults artifact.
+        results_file = Path(_output(store, tuner_execution, "TunerResults").uri) / "tuner_results.json"
+        trials = json.loads(results_file.read_text())
+        assert 1 <= len(trials) <= 2 and all(trial["score"] is not None for trial in trials), trials
+        best_file = Path(_output(store, tuner_execution, "HyperParameters").uri) / "best_hyperparameters.txt"
+        best = json.loads(best_file.read_text())
+        top_trial = max(trials, key=lambda trial: trial["score"])
+        assert top_trial["learning_rate"] == pytest.approx(best["values"]["learning_rate"])
+        model_run = _output(store, run.report.component(f"Trainer_{candidate}").execution_id, "ModelRun")
+        record = json.loads((Path(model_run.uri) / HYPERPARAMETERS_FILE).read_text())
+        assert record["candidate"] == candidate
+        used = record["hyperparameters"]
+        assert used["learning_rate"] == pytest.approx(best["values"]["learning_rate"])
+        if candidate == "linear":
+            assert set(best["values"]) == {"learning_rate"} and used["hidden_units"] == []
+            continue
+        assert used["embedding_dim"] == best["values"]["embedding_dim"]
+        assert used["hidden_units"] == [best["values"][f"units_{i}"] for i in range(best["values"]["num_layers"])]
+        # The trained model's weights have the tuned shapes, not the config's.
+        model = _output(store, run.report.component(f"Trainer_{candidate}").execution_id, "Model")
+        trained = tf.saved_model.load(str(Path(model.uri) / "Format-Serving"))
+        kernels = sorted(
+            (v.name, tuple(v.shape)) for v in trained.model_variables if "hidden_" in v.name and "kernel" in v.name
+        )
+        assert [shape[1] for _, shape in kernels] == used["hidden_units"]
 
-    # The trained model's weights have the tuned shapes, not the config's defaults.
-    model_uri = _output_uri(store, run.report.component("Trainer").execution_id, "Model")
-    trained = tf.saved_model.load(str(Path(model_uri) / "Format-Serving"))
-    kernels = sorted(
-        (v.name, tuple(v.shape)) for v in trained.model_variables if "hidden_" in v.name and "kernel" in v.name
+
+def test_when_no_candidate_passes_nothing_is_pushed_and_the_summary_says_why(third_run, home, data_slice):
+    serving = home / "serving" / "taxi"
+    versions_before = sorted(serving.iterdir())
+    run = run_local(
+        load_config("local", [*SMALL_RUN, "evaluation.min_auc=0.9999"], home=str(home), data_root=data_slice)
     )
-    assert [shape[1] for _, shape in kernels] == used["hidden_units"]
+    assert run.succeeded, run.error  # a run whose models are not good enough is not a failed run
+    assert all(candidate.blessed is False for candidate in run.report.candidates.values())
+    assert run.report.blessed is False and run.report.selected is None
+    assert run.report.pushed_path == ""
+    assert sorted(serving.iterdir()) == versions_before
+    assert "no candidate was blessed" in run.report.selection_reason
+    for candidate in CANDIDATES:
+        assert f"{candidate} not blessed (auc " in run.report.selection_reason
+    assert "below the minimum 0.9999" in run.report.selection_reason
+    store = run_report.open_store(str(home / "metadata.sqlite"))
+    blessing = _selector_blessing(store, run)
+    assert blessing.custom_properties["blessed"].int_value == 0
+    assert "selection_winner" not in blessing.custom_properties
 
 
-def _output_uri(store, execution_id: int, type_name: str) -> str:
+def _output(store, execution_id: int, type_name: str):
     events = [e for e in store.get_events_by_execution_ids([execution_id]) if e.type == e.OUTPUT]
     for artifact in store.get_artifacts_by_id([e.artifact_id for e in events]):
         if store.get_artifact_types_by_id([artifact.type_id])[0].name == type_name:
-            return artifact.uri
+            return artifact
     raise AssertionError(f"no {type_name} output for execution {execution_id}")
 
 
@@ -200,7 +271,7 @@ def test_anomalous_data_stops_at_the_gate_and_pushes_nothing(tmp_path):
     states = _states(run)
     assert states["ValidationGate"] == "failed"
     assert states["ExampleValidator"] == "done"
-    for downstream in ("Transform", "Trainer", "Evaluator", "Pusher"):
+    for downstream in ("Transform", *UPSTREAM_OF_EVALUATORS[-2:], *DOWNSTREAM[1:]):
         assert states[downstream] == "not run", states
     problems = "\n".join(run.report.anomalies)
     assert "feature 'trip_start_hour'" in problems
