@@ -13,5 +13,5 @@ setup(
     python_requires=">=3.10,<3.12",
     packages=find_packages(include=["pipeline", "pipeline.*", "models", "models.*", "runners", "runners.*"]),
     package_data={"pipeline": ["profiles/*.toml"]},
-    entry_points={"console_scripts": ["taxi-pipeline=runners.cli:main"]},
+    entry_points={"console_scripts": ["taxi-pipeline=runners.cli:console_main"]},
 )

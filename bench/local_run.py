@@ -5,11 +5,11 @@ for: ``taxi-pipeline run --home DIR`` on a fresh home, then the same command twi
 evaluates the candidates once against the model the cold run pushed; the second is fully cached), the cold run
 once more with one candidate model instead of the profile's three (like for like: the TFX example trains one),
 and TFX's ``taxi_pipeline_native_keras`` example run with LocalDagRunner and in-process Beam on a copy of the same
-CSV, cold and again cached (``bench/_taxi_example.py``). Afterwards each pipeline's newest pushed SavedModel is
+CSV, cold and twice again (``bench/_taxi_example.py``). Afterwards each pipeline's newest pushed SavedModel is
 scored on the same rows (``bench/_evaluate.py``, its own process). Targets (from the issue):
 
 - our cold run <= 0.8x the example's cold run, with holdout AUC at least as good;
-- our cached re-run <= 0.5x the example's cached re-run.
+- our cached re-run <= 0.5x the example's cached re-run (compared run for run: first re-runs, second re-runs).
 
 A missed target is a result, not an error: the exit status is 0 unless a run or the scoring failed.
 This process imports only the standard library, so it adds nothing to the timed processes.
@@ -105,7 +105,7 @@ def print_report(runs: dict[str, Timed], scores: dict[str, Any] | None) -> dict[
     cold = _ratio(runs.get("ours_cold"), runs.get("tfx_cold"))
     cold_single = _ratio(runs.get("ours_single_cold"), runs.get("tfx_cold"))
     cached = _ratio(runs.get("ours_cached"), runs.get("tfx_cached"))
-    cached_again = _ratio(runs.get("ours_cached_again"), runs.get("tfx_cached"))
+    cached_again = _ratio(runs.get("ours_cached_again"), runs.get("tfx_cached_again"))
     models = (scores or {}).get("models", {})
     ours_auc = models.get("ours", {}).get("holdout", {}).get("auc")
     tfx_auc = models.get("tfx_example", {}).get("holdout", {}).get("auc")
@@ -124,9 +124,10 @@ def print_report(runs: dict[str, Timed], scores: dict[str, Any] | None) -> dict[
         ("tfx_cold", "TFX example, cold", None),
         ("ours_cold", "ours, cold (3 candidates)", "cold"),
         ("ours_single_cold", "ours, cold (1 candidate)", "cold_single"),
-        ("tfx_cached", "TFX example, cached re-run", None),
+        ("tfx_cached", "TFX example, first re-run", None),
         ("ours_cached", "ours, first re-run", "cached"),
-        ("ours_cached_again", "ours, second re-run (all cached)", "cached_again"),
+        ("tfx_cached_again", "TFX example, second re-run", None),
+        ("ours_cached_again", "ours, second re-run", "cached_again"),
     ]
     for key, label, target_key in rows:
         run = runs.get(key)
@@ -174,9 +175,8 @@ def _print_component_times(times: dict[str, list[dict[str, Any]]], runs: dict[st
     print("\nComponent seconds as MLMD recorded them (cached components show 'cached')")
     for pipeline, pipeline_runs in times.items():
         prefix = "ours" if pipeline == "ours" else "tfx"
-        kinds = ["cold", "cached", "cached_again"] if prefix == "ours" else ["cold", "cached"]
         for index, run in enumerate(pipeline_runs):
-            kind = kinds[index] if index < len(kinds) else f"run {index + 1}"
+            kind = ["cold", "cached", "cached_again"][index] if index < 3 else f"run {index + 1}"
             parts = [
                 f"{c['node']} {'cached' if c['state'] == 'cached' else format(c['seconds'], '.1f')}"
                 for c in run["components"]
@@ -233,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (tfx_work / "data").mkdir(parents=True)
         shutil.copyfile(csv_path, tfx_work / "data" / csv_path.name)  # ExampleGen reads every file in the folder
         tfx_cmd = [python, str(BENCH / "_taxi_example.py"), "--work", str(tfx_work)]
-        for kind in ("cold", "cached"):
+        for kind in ("cold", "cached", "cached_again"):
             log = work / "logs" / f"tfx_{kind}.log"
             runs[f"tfx_{kind}"] = timed_run(f"TFX example, {kind}", tfx_cmd, log, tfx_env, tfx_work)
             if not runs[f"tfx_{kind}"].ok:
