@@ -20,6 +20,9 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8501  # TF Serving's REST port, so clients' defaults fit
 DEFAULT_POLL_SECONDS = 2.0
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+# Batching of concurrent requests into one TensorFlow call (runners/serving_batching.py).
+DEFAULT_MAX_BATCH_ROWS = 128
+DEFAULT_BATCH_WAIT_MS = 0.0
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -56,6 +59,24 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help=f"larger request bodies are refused with 413 ({DEFAULT_MAX_BODY_BYTES})",
     )
     serve.add_argument("--workers", type=int, default=4, help="threads running predictions (4)")
+    serve.add_argument(
+        "--max-batch-rows",
+        type=int,
+        default=DEFAULT_MAX_BATCH_ROWS,
+        help=(
+            "concurrent requests share one TensorFlow call up to this many rows in all; 1 gives each request its "
+            f"own call ({DEFAULT_MAX_BATCH_ROWS})"
+        ),
+    )
+    serve.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=DEFAULT_BATCH_WAIT_MS,
+        help=(
+            "how long a request may wait for others to share its TensorFlow call when none is running; "
+            f"0 waits for none ({DEFAULT_BATCH_WAIT_MS:g})"
+        ),
+    )
     add_config_arguments(serve, default_profile="local", example="serving.model_name=taxi")
     serve.set_defaults(handler=_serve_command)
 
@@ -65,8 +86,12 @@ def _serve_command(args: argparse.Namespace) -> int:
         raise UserError(f"--canary must be a share from 0 to below 1 (e.g. 0.1), got {args.canary:g}")
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be from 0 to 65535, got {args.port}")
-    if args.poll_seconds < 0 or args.max_body_bytes <= 0 or args.workers <= 0:
-        raise UserError("--poll-seconds must be 0 or more; --max-body-bytes and --workers must be positive")
+    if args.poll_seconds < 0 or args.max_body_bytes <= 0 or args.workers <= 0 or args.max_batch_rows <= 0:
+        raise UserError(
+            "--poll-seconds must be 0 or more; --max-body-bytes, --workers and --max-batch-rows must be positive"
+        )
+    if not 0 <= args.batch_wait_ms <= 1000:
+        raise UserError(f"--batch-wait-ms must be from 0 to 1000, got {args.batch_wait_ms:g}")
     config = config_from_arguments(args, "local", home=args.home)
     model_dir = Path(config.serving_model_dir)
     if not model_dir.is_dir():
@@ -96,7 +121,13 @@ def _serve_command(args: argparse.Namespace) -> int:
         logging.warning(
             "no version of %s could be loaded yet from %s; waiting for one", config.serving.model_name, model_dir
         )
-    app = create_app(repository, max_body_bytes=args.max_body_bytes, workers=args.workers)
+    app = create_app(
+        repository,
+        max_body_bytes=args.max_body_bytes,
+        workers=args.workers,
+        max_batch_rows=args.max_batch_rows,
+        batch_wait_s=args.batch_wait_ms / 1000,
+    )
     print(
         f"serving {config.serving.model_name} versions {loaded} from {model_dir} "
         f"at http://{args.host}:{args.port}/v1/models/{config.serving.model_name} (Ctrl-C to stop)",

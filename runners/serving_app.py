@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
+import re
 import socket
 import threading
 from collections.abc import AsyncIterator
@@ -21,22 +23,39 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from runners.serving_batching import DEFAULT_MAX_BATCH_ROWS, Batcher
 from runners.serving_models import LoadedVersion, ModelRepository
-from runners.serving_predict import RequestError, dumps, parse_json, predict
+from runners.serving_predict import Prepared, RequestError, parse_json, prepare
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
 # The answer names the version that computed it; TF Serving's body has no such field, so it goes in a header.
 VERSION_HEADER = "X-Model-Version"
+# Bodies up to this size are decoded and checked on the event loop: that takes tens of microseconds, less than
+# handing them to a thread and back. Larger ones go to the thread pool, so a big request never stalls the others.
+INLINE_BODY_BYTES = 16 * 1024
 
 
-def create_app(repository: ModelRepository, *, max_body_bytes: int = MAX_BODY_BYTES, workers: int = 4) -> FastAPI:
-    """The application; its lifespan starts and stops the repository's poller and the inference thread pool."""
+def create_app(
+    repository: ModelRepository,
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    workers: int = 4,
+    max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
+    batch_wait_s: float = 0.0,
+) -> ServingApp:
+    """The application; its lifespan starts and stops the repository's poller and the inference thread pool.
+
+    ``max_batch_rows`` and ``batch_wait_s`` tune the batching of concurrent requests into shared TensorFlow calls
+    (``runners.serving_batching``); the returned app's ``batcher.stats`` tell what the batching did.
+    """
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="predict")
+    batcher = Batcher(executor, max_batch_rows=max_batch_rows, max_wait_s=batch_wait_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -46,6 +65,14 @@ def create_app(repository: ModelRepository, *, max_body_bytes: int = MAX_BODY_BY
         finally:
             repository.stop()
             executor.shutdown(wait=False, cancel_futures=True)
+            stats = batcher.stats
+            if stats.requests:
+                log.info(
+                    "answered %d predict requests with %d TensorFlow calls (at most %d requests in one)",
+                    stats.requests,
+                    stats.calls,
+                    stats.largest_batch,
+                )
 
     app = FastAPI(title="taxi model server", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -64,7 +91,7 @@ def create_app(repository: ModelRepository, *, max_body_bytes: int = MAX_BODY_BY
     @app.exception_handler(Exception)
     async def internal_error(_: Request, error: Exception) -> JSONResponse:
         log.exception("request failed")
-        return JSONResponse({"error": f"internal error: {type(error).__name__}: {error}"}, status_code=500)
+        return JSONResponse(_error_document(error), status_code=500)
 
     @app.get("/v1/models/{name}")
     async def model_status(name: str) -> dict[str, Any]:
@@ -82,41 +109,110 @@ def create_app(repository: ModelRepository, *, max_body_bytes: int = MAX_BODY_BY
     async def version_metadata(name: str, version: str) -> dict[str, Any]:
         return _metadata(repository.choose(name, _version(version)), name)
 
-    @app.post("/v1/models/{name}:predict")
-    async def predict_latest(name: str, request: Request) -> Response:
-        return await _predict(request, repository.choose(name))
-
-    @app.post("/v1/models/{name}/versions/{version}:predict")
-    async def predict_version(name: str, version: str, request: Request) -> Response:
-        return await _predict(request, repository.choose(name, _version(version)))
-
-    async def _predict(request: Request, model: LoadedVersion) -> Response:
-        body = await _read_body(request, max_body_bytes)
-        loop = asyncio.get_running_loop()
-        answer = await loop.run_in_executor(executor, _answer, model, body)
-        return Response(answer, media_type="application/json", headers={VERSION_HEADER: str(model.version)})
-
-    return app
+    return ServingApp(app, repository, batcher, executor, max_body_bytes)
 
 
-def _answer(model: LoadedVersion, body: bytes) -> bytes:
-    """Everything CPU-bound of one prediction, run in the thread pool."""
-    return dumps(predict(model.signatures, parse_json(body)))
+# The predict paths, matched as Starlette matches "/v1/models/{name}:predict" and ".../versions/{version}:predict".
+_PREDICT_LATEST = re.compile(r"^/v1/models/(?P<name>[^/]+):predict$")
+_PREDICT_VERSION = re.compile(r"^/v1/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+):predict$")
+_VERSION_HEADER_BYTES = VERSION_HEADER.lower().encode()
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+class ServingApp:
+    """The ASGI app: ``POST ...:predict`` answered directly, everything else (status, metadata, 404s) by FastAPI.
+
+    Predictions are the hot path, and FastAPI's middleware, routing and dependency solving took about a fifth of a
+    small request's time on the event loop. The few lines here do the same for this one route: the statuses,
+    ``{"error": ...}`` bodies and headers that FastAPI's handlers give.
+    """
+
+    def __init__(
+        self,
+        fallback: FastAPI,
+        repository: ModelRepository,
+        batcher: Batcher,
+        executor: ThreadPoolExecutor,
+        max_body_bytes: int,
+    ):
+        self.fallback = fallback
+        self.repository = repository
+        self.batcher = batcher
+        self._executor = executor
+        self._max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path = scope["path"]
+            match = _PREDICT_LATEST.match(path) or _PREDICT_VERSION.match(path)
+            if match is not None:
+                await self._predict(match, scope, receive, send)
+                return
+        await self.fallback(scope, receive, send)
+
+    async def _predict(self, match: re.Match[str], scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            version = match.groupdict().get("version")
+            model = self.repository.choose(match["name"], None if version is None else _version(version))
+            body = await _read_body(receive, scope["headers"], self._max_body_bytes)
+            if len(body) <= INLINE_BODY_BYTES:
+                prepared = _prepare(model, body)
+            else:
+                prepared = await asyncio.get_running_loop().run_in_executor(self._executor, _prepare, model, body)
+            answer = await self.batcher.predict(prepared)
+        except _DisconnectedError:
+            return  # nobody left to answer
+        except RequestError as error:
+            await _respond(send, error.status, _json({"error": str(error)}))
+        except Exception as error:  # noqa: BLE001 - a bug: answered with 500 and logged; the server goes on
+            log.exception("request failed")
+            await _respond(send, 500, _json(_error_document(error)))
+        else:
+            await _respond(send, 200, answer, [(_VERSION_HEADER_BYTES, str(model.version).encode())])
+
+
+class _DisconnectedError(Exception):
+    """The client closed the connection before its request body was complete."""
+
+
+def _prepare(model: LoadedVersion, body: bytes) -> Prepared:
+    """Decodes and checks one request: everything that can be the caller's fault, before it joins a batch."""
+    return prepare(model.signatures, parse_json(body))
+
+
+async def _read_body(receive: Receive, headers: list[tuple[bytes, bytes]], limit: int) -> bytes:
     """The body, or a 413 as soon as it is known to exceed ``limit`` (declared length or bytes received)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RequestError(f"request body of {declared} bytes exceeds the limit of {limit} bytes", status=413)
+    for name, value in headers:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise RequestError(f"request body of {value.decode()} bytes exceeds the limit of {limit} bytes", status=413)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _DisconnectedError
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise RequestError(f"request body exceeds the limit of {limit} bytes", status=413)
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """One complete response, with the headers Starlette's ``Response`` would give it."""
+    raw = [*(headers or []), (b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _json(document: dict[str, Any]) -> bytes:
+    """Encoded as Starlette's ``JSONResponse`` encodes, so an error reads the same from either path."""
+    return json.dumps(document, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+def _error_document(error: Exception) -> dict[str, str]:
+    return {"error": f"internal error: {type(error).__name__}: {error}"}
 
 
 def _version(text: str) -> int:
@@ -174,12 +270,12 @@ class BackgroundServer:
         self.thread.join(timeout=30)
 
 
-def make_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
+def make_config(app: ASGIApp, host: str, port: int) -> uvicorn.Config:
     """uvicorn settings shared by the command line and the tests: no per-request access log (it costs ~10% here)."""
     return uvicorn.Config(app, host=host, port=port, access_log=False, log_level="warning", timeout_graceful_shutdown=5)
 
 
-def serve_in_background(app: FastAPI, host: str = "127.0.0.1") -> BackgroundServer:
+def serve_in_background(app: ASGIApp, host: str = "127.0.0.1") -> BackgroundServer:
     """Starts ``app`` on a free port of ``host`` and returns once it accepts connections."""
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP (see runners/serving.py).
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)

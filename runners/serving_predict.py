@@ -39,6 +39,31 @@ class RequestError(Exception):
 
 
 @dataclasses.dataclass(frozen=True)
+class InputSpec:
+    """How to check and convert one input's JSON values, worked out once per signature.
+
+    Per request this is the hot path; asking a ``tf.DType`` for its kind or range costs microseconds each time
+    (``dtype.min`` builds a numpy ``iinfo``), which added up to a fifth of a small request's time.
+    """
+
+    dtype: tf.DType
+    kind: str  # "string", "integer", "float", or "other" (a type this server does not convert from JSON)
+    accepted: tuple[type, ...]  # the JSON value types taken (bool excluded, though it is an int)
+    low: int = 0
+    high: int = 0
+
+    @classmethod
+    def of(cls, dtype: tf.DType) -> InputSpec:
+        if dtype == tf.string:
+            return cls(dtype, "string", (str,))
+        if dtype.is_integer:
+            return cls(dtype, "integer", (int,), int(dtype.min), int(dtype.max))
+        if dtype.is_floating:
+            return cls(dtype, "float", (int, float))
+        return cls(dtype, "other", ())
+
+
+@dataclasses.dataclass(frozen=True)
 class Signature:
     """One callable signature of a SavedModel and its typed inputs (one value per instance each)."""
 
@@ -46,13 +71,18 @@ class Signature:
     function: Any  # a ConcreteFunction called with keyword tensors
     inputs: Mapping[str, tf.DType]
     outputs: tuple[str, ...]
+    specs: Mapping[str, InputSpec]
 
     @classmethod
     def from_function(cls, name: str, function: Any) -> Signature:
         specs: Mapping[str, tf.TensorSpec] = function.structured_input_signature[1]
         outputs = tuple(sorted(function.structured_outputs))
         return cls(
-            name=name, function=function, inputs={key: spec.dtype for key, spec in specs.items()}, outputs=outputs
+            name=name,
+            function=function,
+            inputs={key: spec.dtype for key, spec in specs.items()},
+            outputs=outputs,
+            specs={key: InputSpec.of(spec.dtype) for key, spec in specs.items()},
         )
 
     @property
@@ -72,8 +102,28 @@ def parse_json(body: bytes) -> Any:
         raise RequestError(f"JSON Parse error: {error.msg} at offset {error.pos}") from None
 
 
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """A request that passed every check: the signature to call, its typed input columns, and the answer's form.
+
+    Everything that can be the caller's fault is found while preparing, before TensorFlow is called, so requests
+    can share one TensorFlow call (``runners.serving_batching``) without one bad row failing the others.
+    """
+
+    signature: Signature
+    columns: Mapping[str, list[Any]]  # input name -> one value per row, of the input's Python type
+    rows: int
+    form: str  # "instances" (answer "predictions") or "inputs" (answer "outputs")
+
+
 def predict(signatures: Mapping[str, Signature], request: Any) -> dict[str, Any]:
-    """Answers one ``:predict`` request document with the named (or default) signature."""
+    """Answers one ``:predict`` request document with the named (or default) signature, in one TensorFlow call."""
+    prepared = prepare(signatures, request)
+    return answer(prepared, call(prepared.signature, prepared.columns))
+
+
+def prepare(signatures: Mapping[str, Signature], request: Any) -> Prepared:
+    """Checks a ``:predict`` request document and converts its values; a 400 ``RequestError`` if it is wrong."""
     if not isinstance(request, dict):
         raise RequestError('the request must be a JSON object with an "instances" or an "inputs" key')
     name = request.get("signature_name", DEFAULT_SIGNATURE)
@@ -88,16 +138,37 @@ def predict(signatures: Mapping[str, Signature], request: Any) -> dict[str, Any]
         raise RequestError('the request must have exactly one of "instances" (rows) or "inputs" (columns)')
 
     if "instances" in request:
+        form = "instances"
         columns = _columns_from_instances(request["instances"], signature)
     else:
+        form = "inputs"
         columns = _columns_from_inputs(request["inputs"], signature)
-    results = _run(signatures, signature, columns)
+    signature, typed = _typed_columns(signatures, signature, columns)
+    return Prepared(signature=signature, columns=typed, rows=len(next(iter(typed.values()))), form=form)
 
-    if "instances" in request:
+
+def call(signature: Signature, columns: Mapping[str, list[Any]]) -> dict[str, np.ndarray]:
+    """One TensorFlow call of ``signature`` on prepared columns; its outputs as numpy arrays (strings as text)."""
+    tensors = {key: _tensor(values, signature.specs[key]) for key, values in columns.items()}
+    try:
+        outputs = signature.function(**tensors)
+    except tf.errors.InvalidArgumentError as error:
+        # E.g. a serialized tf.Example that does not parse: TensorFlow's first line says why; the rest is graph detail.
+        raise RequestError(error.message.strip().splitlines()[0]) from None
+    except UnicodeDecodeError:
+        # TensorFlow quotes the offending input in its message, and fails to decode that message as UTF-8 when
+        # the input is binary: such bytes can only have come from the request (a "b64" value that is no tf.Example).
+        raise RequestError("TensorFlow refused the input: a binary value it could not parse") from None
+    return {key: _plain(outputs[key].numpy()) for key in signature.outputs}
+
+
+def answer(prepared: Prepared, results: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """The response document for ``prepared`` from its rows of the signature's outputs, shaped as TF Serving does."""
+    if prepared.form == "instances":
         if len(results) == 1:
             return {"predictions": next(iter(results.values())).tolist()}
-        batch = len(next(iter(results.values())))
-        return {"predictions": [{key: value[row].tolist() for key, value in results.items()} for row in range(batch)]}
+        lists = {key: value.tolist() for key, value in results.items()}
+        return {"predictions": [{key: value[row] for key, value in lists.items()} for row in range(prepared.rows)]}
     if len(results) == 1:
         return {"outputs": next(iter(results.values())).tolist()}
     return {"outputs": {key: value.tolist() for key, value in results.items()}}
@@ -155,61 +226,45 @@ def _check_names(given: Mapping[str, Any], expected: Mapping[str, tf.DType], whe
         raise RequestError(f"{where} has unknown feature(s): {', '.join(extra)}; expected: {', '.join(expected)}")
 
 
-def _run(
+def _typed_columns(
     signatures: Mapping[str, Signature], signature: Signature, columns: dict[str, list[Any]]
-) -> dict[str, np.ndarray]:
+) -> tuple[Signature, dict[str, list[Any]]]:
+    """The signature to call and its input columns as values of each input's type (a 400 for any that is not)."""
     missing = [key for key, values in columns.items() if any(value is None for value in values)]
-    if missing:
-        if signature.name != DEFAULT_SIGNATURE or EXAMPLES_SIGNATURE not in signatures:
-            raise RequestError(f"missing (null) value for input(s): {', '.join(missing)}")
-        # The raw signature takes dense tensors; express the missing values as absent tf.Example features instead.
-        typed = {
-            key: _typed_values(key, values, signature.inputs[key], allow_null=True) for key, values in columns.items()
-        }
-        examples = _examples(typed, signature.inputs)
-        signature = signatures[EXAMPLES_SIGNATURE]
-        tensors = {EXAMPLES_INPUT: tf.constant(examples, dtype=tf.string)}
-    else:
-        tensors = {
-            key: _tensor(_typed_values(key, values, signature.inputs[key]), signature.inputs[key])
-            for key, values in columns.items()
-        }
-    try:
-        outputs = signature.function(**tensors)
-    except tf.errors.InvalidArgumentError as error:
-        # E.g. a required feature given as null: TensorFlow's first line names it; the rest is graph detail.
-        raise RequestError(error.message.strip().splitlines()[0]) from None
-    return {key: _plain(outputs[key].numpy()) for key in signature.outputs}
+    if not missing:
+        return signature, {key: _typed_values(key, values, signature.specs[key]) for key, values in columns.items()}
+    if signature.name != DEFAULT_SIGNATURE or EXAMPLES_SIGNATURE not in signatures:
+        raise RequestError(f"missing (null) value for input(s): {', '.join(missing)}")
+    # The raw signature takes dense tensors; express the missing values as absent tf.Example features instead.
+    typed = {key: _typed_values(key, values, signature.specs[key], allow_null=True) for key, values in columns.items()}
+    return signatures[EXAMPLES_SIGNATURE], {EXAMPLES_INPUT: _examples(typed, signature.specs)}
 
 
-def _tensor(values: list[Any], dtype: tf.DType) -> tf.Tensor:
+def _tensor(values: list[Any], spec: InputSpec) -> tf.Tensor:
     """Via numpy, because ``tf.constant`` refuses a float column that JSON wrote as a mix of ints and floats."""
-    if dtype == tf.string:
-        return tf.constant(values, dtype=dtype)
-    return tf.constant(np.asarray(values, dtype=dtype.as_numpy_dtype))
+    if spec.kind == "string":
+        return tf.constant(values, dtype=tf.string)
+    return tf.constant(np.asarray(values, dtype=spec.dtype.as_numpy_dtype))
 
 
-def _typed_values(key: str, values: Sequence[Any], dtype: tf.DType, allow_null: bool = False) -> list[Any]:
+def _typed_values(key: str, values: Sequence[Any], spec: InputSpec, allow_null: bool = False) -> list[Any]:
     """``values`` as Python values of the input's type, or a 400 naming the first one that is not."""
-    if dtype == tf.string:
+    if spec.kind == "string":
         return [_as_bytes(key, row, value, allow_null) for row, value in enumerate(values)]
-    if dtype.is_integer:
-        accepted: tuple[type, ...] = (int,)
-        what = "integers"
-    elif dtype.is_floating:
-        accepted = (int, float)
-        what = "numbers"
-    else:
-        raise RequestError(f'input "{key}" has type {dtype.name}, which this server does not convert from JSON')
+    if spec.kind == "other":
+        raise RequestError(f'input "{key}" has type {spec.dtype.name}, which this server does not convert from JSON')
+    accepted = spec.accepted
+    # type(), not isinstance(): JSON gives exactly int or float, and it keeps bool (an int subclass) out.
     for row, value in enumerate(values):
-        if (value is None and allow_null) or (isinstance(value, accepted) and not isinstance(value, bool)):
+        if type(value) in accepted or (value is None and allow_null):
             continue
-        raise RequestError(f'input "{key}" takes {what} ({dtype.name}); value {row} is {_kind(value)}')
-    if dtype.is_integer:
-        low, high = dtype.min, dtype.max
+        what = "integers" if spec.kind == "integer" else "numbers"
+        raise RequestError(f'input "{key}" takes {what} ({spec.dtype.name}); value {row} is {_kind(value)}')
+    if spec.kind == "integer":
+        low, high = spec.low, spec.high
         for row, value in enumerate(values):
             if value is not None and not low <= value <= high:
-                raise RequestError(f'input "{key}": value {row} ({value}) is out of range for {dtype.name}')
+                raise RequestError(f'input "{key}": value {row} ({value}) is out of range for {spec.dtype.name}')
     return list(values)
 
 
@@ -226,7 +281,7 @@ def _as_bytes(key: str, row: int, value: Any, allow_null: bool) -> bytes | None:
     raise RequestError(f'input "{key}" takes strings; value {row} is {_kind(value)}')
 
 
-def _examples(columns: Mapping[str, list[Any]], dtypes: Mapping[str, tf.DType]) -> list[bytes]:
+def _examples(columns: Mapping[str, list[Any]], specs: Mapping[str, InputSpec]) -> list[bytes]:
     """Serialized tf.Examples, one per row, leaving out the features whose value is None."""
     batch = len(next(iter(columns.values())))
     serialized = []
@@ -236,9 +291,10 @@ def _examples(columns: Mapping[str, list[Any]], dtypes: Mapping[str, tf.DType]) 
             value = values[row]
             if value is None:
                 continue
-            if dtypes[key] == tf.string:
+            kind = specs[key].kind
+            if kind == "string":
                 feature[key] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
-            elif dtypes[key].is_integer:
+            elif kind == "integer":
                 feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
             else:
                 feature[key] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))

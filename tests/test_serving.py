@@ -8,6 +8,7 @@ needs one, is the same real SavedModel copied to a higher version number, writte
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +33,17 @@ from models import features
 from pipeline.config import PROJECT_DIR, load_config
 from runners import cli
 from runners.local import run_local
-from runners.serving_app import VERSION_HEADER, BackgroundServer, create_app, serve_in_background
+from runners.serving_app import VERSION_HEADER, BackgroundServer, ServingApp, create_app, serve_in_background
 from runners.serving_models import SAVED_MODEL_FILE, ModelRepository
 
 SLICE_ROWS = 2000
-SMALL_RUN = ["training.train_steps=150", "training.eval_steps=5", "model.batch_size=64", "evaluation.min_auc=0.6"]
+SMALL_RUN = [
+    "training.train_steps=150",
+    "training.eval_steps=5",
+    "candidates.names=wide_and_deep",  # one model to push is all these tests need
+    "candidates.hyperparameters.wide_and_deep.batch_size=64",
+    "evaluation.min_auc=0.6",
+]
 MODEL = "taxi"
 
 
@@ -228,6 +236,113 @@ def test_huge_body_without_a_declared_length_is_cut_off(client):
 
     answer = client.post(f"/v1/models/{MODEL}:predict", content=chunks())
     assert answer.status_code == 413 and "exceeds the limit" in answer.json()["error"]
+
+
+@contextlib.contextmanager
+def _batching_server(pushed: Path, *, max_batch_rows: int) -> Iterator[tuple[BackgroundServer, ServingApp]]:
+    """A server whose batcher waits up to 10 s for ``max_batch_rows`` rows before calling TensorFlow.
+
+    The long wait makes the concurrent requests of a test share one call whenever they arrive; it costs nothing
+    when they all come, because a full batch goes at once. (The production default waits for nothing.)
+    """
+    repository = ModelRepository(pushed.parent, MODEL, poll_seconds=0)
+    repository.refresh()
+    app = create_app(repository, max_batch_rows=max_batch_rows, batch_wait_s=10.0)
+    running = serve_in_background(app)
+    try:
+        yield running, app
+    finally:
+        running.stop()
+
+
+def _post_concurrently(url: str, documents: list[Any]) -> list[httpx.Response]:
+    """Sends every document at once, each from its own thread and connection; the answers in the same order."""
+    start = threading.Barrier(len(documents))
+
+    def post(document: Any) -> httpx.Response:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            start.wait()
+            return client.post(f"/v1/models/{MODEL}:predict", json=document)
+
+    with ThreadPoolExecutor(len(documents)) as pool:
+        return list(pool.map(post, documents))
+
+
+# A row's probability from a shared call can differ from a call on that request alone in the last bits of the
+# float32: the SavedModel's own output for a row already does (between 1 row and 2, about half the rows differ by
+# 1 ulp), as matrix products are blocked differently for different batch sizes. Rows differ far more than that.
+FLOAT32_ROUNDING = 1e-6
+
+
+def test_concurrent_requests_share_one_call_and_each_gets_its_own_rows(pushed, saved_model):
+    rows = [_typed(row, fill_missing=True) for row in read_rows(16)[1]]
+    chunks = [rows[0:1], rows[1:3], rows[3:4], rows[4:8], rows[8:9], rows[9:12], rows[12:13], rows[13:16]]
+    documents: list[Any] = []
+    for index, chunk in enumerate(chunks):  # both request forms share the call: they differ only in the answer
+        if index % 3 == 2:
+            documents.append({"inputs": {name: [row[name] for row in chunk] for name in features.FEATURES}})
+        else:
+            documents.append({"instances": chunk})
+    expected = [_own_output(saved_model, chunk) for chunk in chunks]
+    everything = np.concatenate(expected)
+    assert len(np.unique(everything)) == len(everything)  # distinct rows, so that a mix-up would show
+
+    with _batching_server(pushed, max_batch_rows=sum(map(len, chunks))) as (running, app):
+        answers = _post_concurrently(running.url, documents)
+        stats = app.batcher.stats
+    assert (stats.calls, stats.requests, stats.largest_batch) == (1, len(chunks), len(chunks))
+    for document, answer, own in zip(documents, answers, expected, strict=True):
+        assert answer.status_code == 200, answer.text
+        key = "predictions" if "instances" in document else "outputs"
+        assert set(answer.json()) == {key}
+        np.testing.assert_allclose(np.array(answer.json()[key], dtype=np.float32), own, rtol=0, atol=FLOAT32_ROUNDING)
+
+
+def test_a_bad_request_among_concurrent_good_ones_fails_alone(pushed, saved_model, instances):
+    good = [instances[i : i + 2] for i in range(0, 10, 2)]
+    bad = [{**instances[10], "fare": "12.5"}]
+    documents = [{"instances": chunk} for chunk in good[:3]] + [{"instances": bad}]
+    documents += [{"instances": chunk} for chunk in good[3:]]
+    with _batching_server(pushed, max_batch_rows=sum(map(len, good))) as (running, app):
+        answers = _post_concurrently(running.url, documents)
+        stats = app.batcher.stats
+    assert answers[3].status_code == 400 and 'input "fare" takes numbers' in answers[3].json()["error"]
+    good_answers = answers[:3] + answers[4:]
+    assert [answer.status_code for answer in good_answers] == [200] * len(good)
+    for chunk, answer in zip(good, good_answers, strict=True):
+        own = _own_output(saved_model, chunk)
+        np.testing.assert_allclose(np.array(answer.json()["predictions"], np.float32), own, atol=FLOAT32_ROUNDING)
+    assert (stats.calls, stats.largest_batch) == (1, len(good))  # the bad one never joined the call
+
+
+def test_a_request_tensorflow_refuses_in_a_shared_call_fails_alone(pushed, saved_model, instances):
+    """A well-formed request TensorFlow still refuses (bytes that are no tf.Example) cannot be caught before the
+    call; the shared call fails, each request is called again alone, and only that one gets the 400."""
+    encoded = [{"b64": base64.b64encode(serialized_example(row)).decode()} for row in instances[:3]]
+    garbage = {"b64": base64.b64encode(b"\xff not a tf.Example").decode()}
+    documents = [{"signature_name": "serving_default", "instances": [value]} for value in [*encoded, garbage]]
+    with _batching_server(pushed, max_batch_rows=len(documents)) as (running, app):
+        answers = _post_concurrently(running.url, documents)
+        stats = app.batcher.stats
+    assert stats.largest_batch == len(documents)
+    assert answers[-1].status_code == 400 and answers[-1].json()["error"]
+    examples = saved_model.signatures["serving_default"]
+    for value, answer in zip(encoded, answers[:-1], strict=True):
+        assert answer.status_code == 200, answer.text
+        # Called alone after the shared call failed: exactly the SavedModel's own output for that one example.
+        own = examples(examples=tf.constant([base64.b64decode(value["b64"])]))["probabilities"].numpy()
+        np.testing.assert_array_equal(np.array(answer.json()["predictions"], dtype=np.float32), own)
+
+
+def test_max_batch_rows_1_gives_every_request_its_own_call(pushed, saved_model, instances):
+    chunks = [instances[i : i + 1] for i in range(4)]
+    with _batching_server(pushed, max_batch_rows=1) as (running, app):
+        answers = _post_concurrently(running.url, [{"instances": chunk} for chunk in chunks])
+        stats = app.batcher.stats
+    assert (stats.calls, stats.largest_batch) == (len(chunks), 1)
+    for chunk, answer in zip(chunks, answers, strict=True):
+        own = _own_output(saved_model, chunk)
+        np.testing.assert_array_equal(np.array(answer.json()["predictions"], dtype=np.float32), own)
 
 
 def _push_copy(source: Path, version: int) -> Path:

@@ -1,0 +1,208 @@
+"""Micro-batching for ``taxi-pipeline serve``: concurrent ``:predict`` requests share one TensorFlow call.
+
+Most of a small request's cost is fixed per TensorFlow call, not per row: turning 16 input columns into tensors
+and TensorFlow's structured-signature call take far longer than the model's arithmetic, and they hold the GIL.
+So prepared requests (already checked, see ``serving_predict.prepare``) for the same loaded signature wait in one
+queue, a *lane*, and go to TensorFlow together: their columns are concatenated, the signature is called once and
+its outputs are cut back into each request's rows.
+
+There is no fixed wait by default: a lane calls TensorFlow as soon as it has a free slot, taking everything that
+arrived in the meantime (requests that arrive in the same event-loop turn already share a call). A lone request
+therefore waits for nothing, and under load the batches grow by themselves, while one call is running. A lane
+runs at most ``max_in_flight`` calls at a time, each at most ``max_batch_rows`` rows (a larger request goes
+alone).
+
+A request's answer can only come out of a shared call if it is the one it would get alone: every check that can
+fail for one request runs before queueing, and if a shared call still fails (TensorFlow refusing one request's
+serialized ``tf.Example``, say) each of its requests is called again on its own, so the error goes to the request
+that caused it and the others are answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import itertools
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from typing import Any
+
+from runners.serving import DEFAULT_MAX_BATCH_ROWS
+from runners.serving_predict import Prepared, answer, call, dumps
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class _Lane:
+    """The queue of one loaded signature; lives only while it has requests queued or running."""
+
+    queue: collections.deque[tuple[Prepared, asyncio.Future[bytes]]] = dataclasses.field(
+        default_factory=collections.deque
+    )
+    queued_rows: int = 0
+    in_flight: int = 0
+    scheduled: asyncio.Handle | None = None  # the pending dispatch, if any
+
+
+@dataclasses.dataclass
+class BatchStats:
+    """What the batcher did so far (for tests and for reading a benchmark), counted on the event loop."""
+
+    calls: int = 0
+    requests: int = 0
+    largest_batch: int = 0  # most requests in one TensorFlow call
+
+
+class Batcher:
+    """Queues prepared requests per signature and runs them in shared TensorFlow calls on ``executor``.
+
+    Used from one event loop only: queues and counters are touched on the loop thread, and worker threads hand
+    their results back with one ``call_soon_threadsafe`` per batch, so no lock is needed.
+    """
+
+    def __init__(
+        self,
+        executor: Executor,
+        *,
+        max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
+        max_wait_s: float = 0.0,
+        max_in_flight: int = 1,
+    ):
+        if max_batch_rows < 1 or max_in_flight < 1 or max_wait_s < 0:
+            raise ValueError("max_batch_rows and max_in_flight must be positive and max_wait_s not negative")
+        self._executor = executor
+        self.max_batch_rows = max_batch_rows
+        self.max_wait_s = max_wait_s
+        self.max_in_flight = max_in_flight
+        # Keyed by the signature's function object: requests of different versions or signatures never mix, and a
+        # lane is dropped once idle, so an unloaded version leaves nothing behind.
+        self._lanes: dict[int, _Lane] = {}
+        self.stats = BatchStats()
+
+    async def predict(self, prepared: Prepared) -> bytes:
+        """The JSON answer to one prepared request, computed in a TensorFlow call it may share with others."""
+        loop = asyncio.get_running_loop()
+        key = id(prepared.signature.function)
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = _Lane()
+        future: asyncio.Future[bytes] = loop.create_future()
+        lane.queue.append((prepared, future))
+        lane.queued_rows += prepared.rows
+        if lane.queued_rows >= self.max_batch_rows:
+            if isinstance(lane.scheduled, asyncio.TimerHandle):  # full: waiting for more is pointless
+                lane.scheduled.cancel()
+                lane.scheduled = None
+        elif self.max_wait_s > 0 and lane.scheduled is None and lane.in_flight < self.max_in_flight:
+            lane.scheduled = loop.call_later(self.max_wait_s, self._dispatch, key, lane, loop)
+        if lane.scheduled is None:
+            # After this loop turn, so that requests whose bodies arrived in the same turn join this call.
+            lane.scheduled = loop.call_soon(self._dispatch, key, lane, loop)
+        return await future
+
+    def _dispatch(self, key: int, lane: _Lane, loop: asyncio.AbstractEventLoop) -> None:
+        if lane.scheduled is not None:
+            lane.scheduled.cancel()  # when called from _finish: the pending one would find nothing to do
+            lane.scheduled = None
+        while lane.queue and lane.in_flight < self.max_in_flight:
+            batch: list[tuple[Prepared, asyncio.Future[bytes]]] = []
+            rows = 0
+            while lane.queue and (not batch or rows + lane.queue[0][0].rows <= self.max_batch_rows):
+                prepared, future = lane.queue.popleft()
+                rows += prepared.rows
+                if not future.cancelled():  # the client went away while it waited
+                    batch.append((prepared, future))
+            lane.queued_rows -= rows
+            if not batch:
+                continue
+            lane.in_flight += 1
+            self.stats.calls += 1
+            self.stats.requests += len(batch)
+            self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+            try:
+                self._executor.submit(self._run, key, lane, batch, loop)
+            except RuntimeError as error:  # the pool is shut down: the server is stopping
+                lane.in_flight -= 1
+                for _, future in batch:
+                    future.set_exception(error)
+        if not lane.queue and not lane.in_flight and self._lanes.get(key) is lane:
+            del self._lanes[key]
+
+    def _run(
+        self,
+        key: int,
+        lane: _Lane,
+        batch: list[tuple[Prepared, asyncio.Future[bytes]]],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """In a worker thread: the shared call, and each request's JSON answer (or its exception)."""
+        try:
+            outcomes = run_batch([prepared for prepared, _ in batch])
+        except BaseException as error:  # noqa: BLE001 - handed to the requests; the worker must not die silently
+            outcomes = [error] * len(batch)
+        # RuntimeError: the loop closed while this call ran (the server is shutting down); nobody is waiting.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._finish, key, lane, batch, outcomes)
+
+    def _finish(
+        self,
+        key: int,
+        lane: _Lane,
+        batch: list[tuple[Prepared, asyncio.Future[bytes]]],
+        outcomes: Sequence[bytes | BaseException],
+    ) -> None:
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+        lane.in_flight -= 1
+        if self._lanes.get(key) is lane:
+            self._dispatch(key, lane, asyncio.get_running_loop())
+
+
+def run_batch(batch: Sequence[Prepared], encode: Callable[[Any], bytes] = dumps) -> list[bytes | BaseException]:
+    """Answers prepared requests of one signature with one TensorFlow call; per request its JSON or its error.
+
+    Falls back to one call per request when the shared call fails or its outputs cannot be cut into rows (an
+    output without a row per input row), so the outcome of every request is the one it would have alone.
+    """
+    if len(batch) == 1:
+        return [_alone(batch[0], encode)]
+    signature = batch[0].signature
+    total = sum(prepared.rows for prepared in batch)
+    columns = {
+        key: list(itertools.chain.from_iterable(prepared.columns[key] for prepared in batch))
+        for key in batch[0].columns
+    }
+    try:
+        results = call(signature, columns)
+        splittable = all(value.ndim > 0 and len(value) == total for value in results.values())
+    except Exception:  # noqa: BLE001 - find out which request it was by calling each alone
+        splittable = False
+    if not splittable:
+        log.debug("shared call of %d requests failed or gave unsplittable outputs; calling each alone", len(batch))
+        return [_alone(prepared, encode) for prepared in batch]
+    outcomes: list[bytes | BaseException] = []
+    start = 0
+    for prepared in batch:
+        rows = slice(start, start + prepared.rows)
+        start += prepared.rows
+        try:
+            outcomes.append(encode(answer(prepared, {key: value[rows] for key, value in results.items()})))
+        except Exception as error:  # noqa: BLE001 - one answer that cannot be encoded fails only its request
+            outcomes.append(error)
+    return outcomes
+
+
+def _alone(prepared: Prepared, encode: Callable[[Any], bytes]) -> bytes | BaseException:
+    try:
+        return encode(answer(prepared, call(prepared.signature, prepared.columns)))
+    except Exception as error:  # noqa: BLE001 - handed to the request's future, which raises it in the handler
+        return error
