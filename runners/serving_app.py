@@ -1,9 +1,17 @@
 """The HTTP side of ``taxi-pipeline serve``: TF Serving's REST API (``/v1/models/...``) on FastAPI and uvicorn.
 
-Handlers run on the event loop only for what is cheap (routing, reading the body, picking a version); JSON
-decoding, tensor conversion, the TensorFlow call and JSON encoding run in a bounded thread pool, so requests
-overlap (TensorFlow releases the GIL while it computes) and a slow request never stalls the others. Every error
-is ``{"error": "..."}`` with a 4xx status, as TF Serving answers, and the server goes on serving.
+On a small machine the cost of a prediction is mostly fixed per request and per TensorFlow call, and all of it
+but TensorFlow's own arithmetic holds the GIL, so the hot path is kept short:
+
+- ``POST ...:predict`` is answered by ``ServingApp`` directly, not routed through FastAPI; status, metadata and
+  every other path go to the FastAPI app.
+- A small body is decoded and checked on the event loop (tens of microseconds, less than a trip to a thread and
+  back); a large one in the thread pool, so that it never stalls the others.
+- Checked requests wait in ``runners.serving_batching``, which runs concurrent requests of the same loaded
+  signature as one TensorFlow call in the thread pool (TensorFlow releases the GIL while it computes) and encodes
+  each request's answer there.
+
+Every error is ``{"error": "..."}`` with a 4xx status, as TF Serving answers, and the server goes on serving.
 """
 
 from __future__ import annotations
