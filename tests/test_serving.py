@@ -455,9 +455,12 @@ def test_serve_without_pushed_models_is_a_one_line_user_error(tmp_path, capsys):
     assert error.startswith("error: no pushed models in ") and error.count("\n") == 1
 
 
-def test_serve_rejects_a_canary_share_out_of_range(home, capsys):
-    assert cli.main(["serve", "--home", str(home), "--canary", "1.5"]) == cli.EXIT_USAGE
-    assert "--canary" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("option", "value"), [("--canary", "1.5"), ("--max-batch-rows", "0"), ("--batch-wait-ms", "-1")]
+)
+def test_serve_rejects_options_out_of_range(home, capsys, option, value):
+    assert cli.main(["serve", "--home", str(home), option, value]) == cli.EXIT_USAGE
+    assert option in capsys.readouterr().err
 
 
 def test_serve_help_loads_neither_tensorflow_nor_the_web_stack():
