@@ -27,6 +27,7 @@ SMALL_RUN = [
     "training.train_steps=150",
     "training.eval_steps=5",
     f"candidates.names={','.join(CANDIDATES)}",
+    "evaluation.slice_features=trip_start_hour,payment_type",
     "candidates.hyperparameters.wide_and_deep.batch_size=64",
     "candidates.hyperparameters.wide_and_deep.hidden_units=16,8",
     "candidates.hyperparameters.linear.batch_size=64",
