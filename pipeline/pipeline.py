@@ -218,6 +218,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
             cloud.VERTEX_REGION_KEY: config.vertex.region,
             TRAINING_ARGS_KEY: _vertex_training_args(config),
             TUNING_ARGS_KEY: {"project": config.vertex.project, **_vertex_training_args(config)["job_spec"]},
+            # Each candidate's Tuner gets a folder of its own below this one (set in the loop below).
             REMOTE_TRIALS_WORKING_DIR_KEY: f"{config.pipeline.root.rstrip('/')}/tuner_trials",
         }
 
@@ -237,6 +238,8 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
     candidates: dict[str, CandidateChannels] = {}
     for name in config.candidates.names:
         custom_config = {**_custom_config(config, name), **cloud_config}
+        if cloud_config:
+            custom_config[REMOTE_TRIALS_WORKING_DIR_KEY] = f"{cloud_config[REMOTE_TRIALS_WORKING_DIR_KEY]}/{name}"
         tuner = None
         if config.tuner.enabled:
             tuner = tuner_class(

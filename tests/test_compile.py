@@ -184,3 +184,27 @@ def test_help_and_user_errors_load_no_tensorflow():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "error: no Kubeflow Pipelines host" in result.stderr
+
+
+def test_vertex_training_runs_each_candidate_on_vertex_with_its_own_trials_folder():
+    """With ``vertex.training`` on, every candidate's Trainer and Tuner is TFX's Vertex AI component, and the
+    Tuners do not share a remote trials folder (KerasTuner would mix their trials)."""
+    from pipeline.config import load_config
+    from pipeline.pipeline import create_pipeline
+
+    config = load_config(
+        "vertex", ["tuner.enabled=true", "vertex.training=true", "vertex.project=p"], home="gs://test-bucket/taxi"
+    )
+    components = {component.id: component for component in create_pipeline(config).components}
+    folders = set()
+    for candidate in ("wide_and_deep", "dnn", "linear"):
+        for kind in ("Trainer", "Tuner"):
+            module = type(components[f"{kind}_{candidate}"]).__module__
+            assert module.startswith("tfx.extensions.google_cloud_ai_platform."), module
+        custom_config = components[f"Tuner_{candidate}"].exec_properties["custom_config"]
+        custom_config = json.loads(custom_config) if isinstance(custom_config, str) else custom_config
+        assert custom_config["candidate"] == candidate
+        folders.add(custom_config["remote_trials_working_dir"])
+    assert folders == {
+        f"gs://test-bucket/taxi/pipeline_root/tuner_trials/{name}" for name in ("wide_and_deep", "dnn", "linear")
+    }
