@@ -146,13 +146,21 @@ def train(
         for metric in metrics:
             metric.update_state(as_column(label), prediction)
 
+    @tf.function(autograph=False)
+    def results() -> dict[str, tf.Tensor]:
+        # Inside a tf.function without autograph, so Keras does not autograph-convert ``result`` (~1 s).
+        return {metric.name: metric.result() for metric in metrics}
+
+    # The optimizer's slots are created now, not inside the first ``train_step``: a tf.function that creates
+    # variables on its first call is traced twice, and each trace of this step costs ~1.7 s here.
+    optimizer.build(model.trainable_variables)
     batches = iter(train)
     for _ in range(train_steps):
         train_step(*next(batches))
     batches = iter(evaluation)
     for _ in range(eval_steps):
         eval_step(*next(batches))
-    return {metric.name: float(metric.result().numpy()) for metric in metrics}
+    return {name: float(value) for name, value in results().items()}
 
 
 def run_fn(fn_args: FnArgs) -> None:
