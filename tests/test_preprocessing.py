@@ -91,10 +91,12 @@ def _instances() -> list[dict]:
     return instances
 
 
-@pytest.fixture(scope="module")
-def transformed() -> list[dict]:
+# The pipeline's Transform runs TFT's TF1 graph mode (``force_tf_compat_v1=True``, for speed); TF2 tracing is
+# TFT's default and what a user gets by flipping that switch. ``preprocessing_fn`` must give the same in both.
+@pytest.fixture(scope="module", params=[True, False], ids=["tf1-graph-mode", "tf2-tracing"])
+def transformed(request: pytest.FixtureRequest) -> list[dict]:
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(_feature_spec()))
-    with tempfile.TemporaryDirectory() as temp, tft_beam.Context(temp_dir=temp):
+    with tempfile.TemporaryDirectory() as temp, tft_beam.Context(temp_dir=temp, force_tf_compat_v1=request.param):
         (rows, _), _ = (_instances(), metadata) | tft_beam.AnalyzeAndTransformDataset(
             preprocessing_fn, output_record_batches=False
         )
