@@ -92,7 +92,7 @@ def _instances() -> list[dict]:
 
 
 # The pipeline's Transform runs TFT's TF1 graph mode (``force_tf_compat_v1=True``, for speed); TF2 tracing is
-# TFT's default and what a user gets by flipping that switch. ``preprocessing_fn`` must give the same in both.
+# TFT's default. ``preprocessing_fn`` must give the same results in both.
 @pytest.fixture(scope="module", params=[True, False], ids=["tf1-graph-mode", "tf2-tracing"])
 def transformed(request: pytest.FixtureRequest) -> list[dict]:
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(_feature_spec()))
