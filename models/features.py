@@ -46,7 +46,7 @@ UNUSED_COLUMNS: tuple[str, ...] = ("trip_start_timestamp",)
 
 LABEL = "big_tipper"
 
-# Slices the Evaluator reports metrics on.
+# Slices the Evaluators report metrics on by default (`evaluation.slice_features` in the config).
 SLICE_FEATURES: tuple[str, ...] = ("trip_start_hour", "payment_type")
 
 FEATURES: tuple[str, ...] = (

@@ -26,21 +26,14 @@ def _inputs() -> tuple[dict[str, Any], list[Any]]:
     return {**dense, **categorical}, list(dense.values())
 
 
-def _one_hot_weights(inputs: dict[str, Any]) -> list[Any]:
-    """One learned weight per category of each categorical feature: a linear model over one-hot categories.
+def _embeddings(inputs: dict[str, Any], dim: int, suffix: str) -> list[Any]:
+    """A ``dim``-wide learned embedding of each categorical feature, flattened; layers named ``<feature>_<suffix>``.
 
-    Written as 1-wide embeddings: the same function as CategoryEncoding + Dense, but CategoryEncoding takes
-    seconds to trace per feature here.
+    With ``dim=1`` this is a linear model over one-hot categories: the same function as CategoryEncoding + Dense,
+    but CategoryEncoding takes seconds to trace per feature here.
     """
     return [
-        keras.layers.Flatten()(keras.layers.Embedding(size, 1, name=f"{name}_wide")(inputs[name]))
-        for name, size in preprocessing.categorical_cardinalities().items()
-    ]
-
-
-def _embeddings(inputs: dict[str, Any], dim: int) -> list[Any]:
-    return [
-        keras.layers.Flatten()(keras.layers.Embedding(size, dim, name=f"{name}_embedding")(inputs[name]))
+        keras.layers.Flatten()(keras.layers.Embedding(size, dim, name=f"{name}_{suffix}")(inputs[name]))
         for name, size in preprocessing.categorical_cardinalities().items()
     ]
 
@@ -70,8 +63,8 @@ def build_wide_and_deep(hparams: Hyperparameters) -> keras.Model:
     The wide part memorises frequent category effects; the deep part generalises across combinations of them.
     """
     inputs, dense = _inputs()
-    wide = keras.layers.concatenate(_one_hot_weights(inputs), name="wide_weights")
-    deep = _tower(keras.layers.concatenate([*dense, *_embeddings(inputs, hparams.embedding_dim)]), hparams)
+    wide = keras.layers.concatenate(_embeddings(inputs, 1, "wide"), name="wide_weights")
+    deep = _tower(keras.layers.concatenate([*dense, *_embeddings(inputs, hparams.embedding_dim, "embedding")]), hparams)
     logits = keras.layers.Dense(1, name="logits")(keras.layers.concatenate([wide, deep]))
     return _compiled(inputs, logits, hparams, "wide_and_deep")
 
@@ -79,12 +72,12 @@ def build_wide_and_deep(hparams: Hyperparameters) -> keras.Model:
 def build_dnn(hparams: Hyperparameters) -> keras.Model:
     """A plain deep network: real-valued features and category embeddings through the hidden layers only."""
     inputs, dense = _inputs()
-    deep = _tower(keras.layers.concatenate([*dense, *_embeddings(inputs, hparams.embedding_dim)]), hparams)
+    deep = _tower(keras.layers.concatenate([*dense, *_embeddings(inputs, hparams.embedding_dim, "embedding")]), hparams)
     return _compiled(inputs, keras.layers.Dense(1, name="logits")(deep), hparams, "dnn")
 
 
 def build_linear(hparams: Hyperparameters) -> keras.Model:
     """Logistic regression over the real-valued features and one-hot categories: the baseline to beat."""
     inputs, dense = _inputs()
-    features = keras.layers.concatenate([*dense, *_one_hot_weights(inputs)], name="linear_inputs")
+    features = keras.layers.concatenate([*dense, *_embeddings(inputs, 1, "wide")], name="linear_inputs")
     return _compiled(inputs, keras.layers.Dense(1, name="logits")(features), hparams, "linear")

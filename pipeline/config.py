@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from models import features
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 
@@ -92,7 +94,7 @@ class EvaluationSection:
     # Metrics are also computed per value of each of these features. Each one costs every Evaluator about as
     # much again as the overall metrics' per-example work (measured: ~1 s per feature per candidate on the
     # bundled data).
-    slice_features: tuple[str, ...] = ("trip_start_hour", "payment_type")
+    slice_features: tuple[str, ...] = features.SLICE_FEATURES
 
 
 @dataclasses.dataclass(frozen=True)

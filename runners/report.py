@@ -62,10 +62,6 @@ class RunReport:
         return [component for component in self.components if component.state == "failed"]
 
     @property
-    def winner(self) -> CandidateRecord | None:
-        return self.candidates.get(self.selected) if self.selected else None
-
-    @property
     def baseline_metrics(self) -> dict[str, float]:
         """The previously pushed model's metrics: every candidate's Evaluator measured the same baseline."""
         return next((c.baseline_metrics for c in self.candidates.values() if c.baseline_metrics), {})
