@@ -32,7 +32,6 @@ from tfx.components import (
     Transform,
     Tuner,
 )
-from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 from tfx.orchestration import metadata
@@ -47,12 +46,16 @@ from models import features
 from models.candidates import CANDIDATES
 from pipeline import names
 from pipeline.config import PipelineConfig
+from pipeline.curated_schema import CuratedSchemaGen
+from pipeline.fingerprints import package_fingerprint
 from pipeline.model_selection import CandidateChannels, ModelSelector
 from pipeline.validation_gate import ValidationGate
 
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.trainer.run_fn"
 TUNER_FN = "models.trainer.tuner_fn"
+USER_CODE_PACKAGE = "models"  # the package the dotted paths above live in
+CODE_FINGERPRINT_KEY = "code_fingerprint"
 AUC_THRESHOLDS = 1000
 
 
@@ -157,19 +160,25 @@ def metadata_connection(config: PipelineConfig) -> metadata_store_pb2.Connection
     return None
 
 
-def _custom_config(config: PipelineConfig, candidate: str) -> dict:
+def _custom_config(config: PipelineConfig, candidate: str, code_fingerprint: str) -> dict:
     """What ``run_fn``/``tuner_fn`` read from ``fn_args.custom_config`` (JSON-serialisable, recorded in MLMD):
-    which candidate to build, and its hyperparameters (its defaults with the config's overrides applied)."""
+    which candidate to build, and its hyperparameters (its defaults with the config's overrides applied).
+
+    ``code_fingerprint`` is read by nobody: it is there so that an edit of ``models/`` re-runs the step.
+    """
     overrides = config.candidates.hyperparameters.get(candidate, {})
     return {
         "candidate": candidate,
         "hyperparameters": CANDIDATES[candidate].defaults.replace(overrides).to_dict(),
         "tuner": {"max_trials": config.tuner.max_trials, "seed": config.tuner.seed},
+        CODE_FINGERPRINT_KEY: code_fingerprint,
     }
 
 
 def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
     """Builds the whole TFX pipeline from one config object."""
+    # In the parameters of every step that runs user code, so TFX's cache sees edits (pipeline/fingerprints.py).
+    code_fingerprint = package_fingerprint(USER_CODE_PACKAGE)
     example_gen = CsvExampleGen(
         input_base=_runtime(config, "data_root", config.data.root),
         output_config=example_gen_pb2.Output(
@@ -184,7 +193,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     # The inferred schema is kept beside the curated one: diffing them shows what the data looks like today.
     inferred_schema = SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=False)
-    curated_schema = ImportSchemaGen(schema_file=config.schema.path)
+    curated_schema = CuratedSchemaGen(schema_file=config.schema.path)
     example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=curated_schema.outputs["schema"]
     )
@@ -205,6 +214,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         # The analyzer cache only pays off when fed back as ``analyzer_cache`` for new spans of the same data;
         # this pipeline reads one snapshot, so writing it was ~3 s of every Transform for nothing.
         disable_analyzer_cache=True,
+        custom_config={CODE_FINGERPRINT_KEY: code_fingerprint},
     )
     trainer_class, tuner_class, pusher_class = Trainer, Tuner, Pusher
     cloud_config: dict = {}
@@ -245,7 +255,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
     per_candidate: list = []
     candidates: dict[str, CandidateChannels] = {}
     for name in config.candidates.names:
-        custom_config = {**_custom_config(config, name), **cloud_config}
+        custom_config = {**_custom_config(config, name, code_fingerprint), **cloud_config}
         if cloud_config:
             custom_config[REMOTE_TRIALS_WORKING_DIR_KEY] = f"{cloud_config[REMOTE_TRIALS_WORKING_DIR_KEY]}/{name}"
         tuner = None

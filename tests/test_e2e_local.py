@@ -279,3 +279,26 @@ def test_anomalous_data_stops_at_the_gate_and_pushes_nothing(tmp_path):
     assert "feature 'payment_type'" in problems
     assert "ValidationGate" in type(run.error).__name__ or "does not match the curated schema" in str(run.error)
     assert not (tmp_path / "home" / "serving").exists()
+
+
+def test_an_edited_schema_file_is_imported_again_not_reused_from_the_cache(tmp_path, data_slice):
+    """Same schema path, new contents: TFX keys ImportSchemaGen's cache on the path only, so without the content
+    fingerprint the second run would validate against the first run's copy and blame the wrong feature."""
+    curated = Path(load_config("local", []).schema.path).read_text()
+    schema = tmp_path / "schema.pbtxt"
+    settings = [*SMALL_RUN, f"schema.path={schema}"]
+    no_cash = curated.replace('  value: "Cash"\n', "")
+    assert no_cash != curated
+    schema.write_text(no_cash)
+    first = run_local(load_config("local", settings, home=str(tmp_path / "home"), data_root=data_slice))
+    assert first.stopped_at_gate
+    assert "feature 'payment_type'" in "\n".join(first.report.anomalies)
+
+    schema.write_text(curated.replace("int_domain { min: 0 max: 23 }", "int_domain { min: 0 max: 5 }"))
+    second = run_local(load_config("local", settings, home=str(tmp_path / "home"), data_root=data_slice))
+    states = _states(second)
+    assert states["CsvExampleGen"] == states["StatisticsGen"] == "cached"  # the data did not change
+    assert states["ImportSchemaGen"] == states["ExampleValidator"] == "done"
+    assert second.stopped_at_gate
+    problems = "\n".join(second.report.anomalies)
+    assert "feature 'trip_start_hour'" in problems and "feature 'payment_type'" not in problems
