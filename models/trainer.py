@@ -30,14 +30,28 @@ HYPERPARAMETERS_FILE = "hyperparameters.json"
 
 
 def _dataset(
-    file_pattern: list[str], data_accessor: DataAccessor, transform_output: tft.TFTransformOutput, batch_size: int
+    file_pattern: list[str],
+    data_accessor: DataAccessor,
+    transform_output: tft.TFTransformOutput,
+    batch_size: int,
+    *,
+    one_pass: bool = False,
 ) -> tf.data.Dataset:
-    """Endless batches of (transformed features, label) from the transformed examples."""
+    """Batches of (transformed features, label) from the transformed examples: endless, or each example once."""
     return data_accessor.tf_dataset_factory(
         file_pattern,
-        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=features.LABEL),
+        tfxio.TensorFlowDatasetOptions(
+            batch_size=batch_size, label_key=features.LABEL, num_epochs=1 if one_pass else None, shuffle=not one_pass
+        ),
         transform_output.transformed_metadata.schema,
-    ).repeat()
+    )
+
+
+def _eval_dataset(fn_args: FnArgs, transform_output: tft.TFTransformOutput, batch_size: int) -> tf.data.Dataset:
+    """The eval split for ``train``: one pass when ``eval_steps`` is unset (TFX turns 0 into None), else endless."""
+    return _dataset(
+        fn_args.eval_files, fn_args.data_accessor, transform_output, batch_size, one_pass=not fn_args.eval_steps
+    )
 
 
 def _candidate(fn_args: FnArgs) -> candidates.Candidate:
@@ -116,9 +130,10 @@ def export_serving_model(model: keras.Model, transform_output: tft.TFTransformOu
 
 
 def train(
-    model: keras.Model, train: tf.data.Dataset, train_steps: int, evaluation: tf.data.Dataset, eval_steps: int
+    model: keras.Model, train: tf.data.Dataset, train_steps: int, evaluation: tf.data.Dataset, eval_steps: int | None
 ) -> dict[str, float]:
-    """Trains ``model`` for ``train_steps`` batches and returns its metrics on ``eval_steps`` eval batches.
+    """Trains ``model`` for ``train_steps`` batches and returns its metrics on ``eval_steps`` eval batches, or on
+    all of ``evaluation`` (a finite dataset then) when ``eval_steps`` is None.
 
     A plain loop over ``tf.function(autograph=False)`` steps instead of ``model.fit``: the same optimizer, loss
     and metrics the model was compiled with, without autograph converting the Keras internals, which made
@@ -157,9 +172,8 @@ def train(
     batches = iter(train)
     for _ in range(train_steps):
         train_step(*next(batches))
-    batches = iter(evaluation)
-    for _ in range(eval_steps):
-        eval_step(*next(batches))
+    for inputs, label in evaluation.take(eval_steps) if eval_steps else evaluation:
+        eval_step(inputs, label)
     return {name: float(value) for name, value in results().items()}
 
 
@@ -173,7 +187,7 @@ def run_fn(fn_args: FnArgs) -> None:
         model,
         _dataset(fn_args.train_files, fn_args.data_accessor, transform_output, hparams.batch_size),
         fn_args.train_steps,
-        _dataset(fn_args.eval_files, fn_args.data_accessor, transform_output, hparams.batch_size),
+        _eval_dataset(fn_args, transform_output, hparams.batch_size),
         fn_args.eval_steps,
     )
     absl_logging.info("Trained %s with %s; eval metrics %s", candidate.name, hparams, eval_metrics)
@@ -225,7 +239,7 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
         tuner=tuner,
         fit_kwargs={
             "x": _dataset(fn_args.train_files, fn_args.data_accessor, transform_output, base.batch_size),
-            "validation_data": _dataset(fn_args.eval_files, fn_args.data_accessor, transform_output, base.batch_size),
+            "validation_data": _eval_dataset(fn_args, transform_output, base.batch_size),
             "steps_per_epoch": fn_args.train_steps,
             "validation_steps": fn_args.eval_steps,
         },

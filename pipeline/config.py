@@ -55,7 +55,9 @@ class TrainingSection:
     # train split. At 1,000 the deep candidates overfit (measured eval AUC of wide_and_deep: 0.953 after 500
     # steps, 0.937 after 1,000) and each Trainer takes ~2 s longer.
     train_steps: int = 500
-    eval_steps: int = 100
+    # 0: one pass over the eval split (TFX's meaning of an unset EvalArgs.num_steps); N: at most N batches,
+    # repeating the split when it is shorter. The Trainer's eval metrics are logged and kept with the model.
+    eval_steps: int = 0
 
 
 # Evaluator metrics (overall eval split) a winner can be chosen by; higher is better for each.
@@ -81,7 +83,7 @@ class TunerSection:
     enabled: bool = False
     max_trials: int = 4
     train_steps: int = 300
-    eval_steps: int = 50
+    eval_steps: int = 0  # as training.eval_steps: 0 scores each trial on the whole eval split once
     seed: int = 0
 
 
@@ -324,6 +326,17 @@ def _apply(config: PipelineConfig, section: str, values: Mapping[str, Any], sour
     return dataclasses.replace(config, **{section: dataclasses.replace(current, **changes)})
 
 
+def _check_steps(config: PipelineConfig) -> None:
+    """Step counts TFX would only reject (or read as "unset") inside a running Trainer."""
+    for section, steps in (("training", config.training), ("tuner", config.tuner)):
+        if steps.train_steps < 1:
+            raise ConfigError(f"{section}.train_steps: expected at least 1, got {steps.train_steps}")
+        if steps.eval_steps < 0:
+            raise ConfigError(
+                f"{section}.eval_steps: expected 0 (the whole eval split) or more, got {steps.eval_steps}"
+            )
+
+
 def _check_candidates(config: PipelineConfig) -> None:
     """The cross-field rules of ``[candidates]`` that a type alone cannot express."""
     from models.candidates import CANDIDATES
@@ -420,6 +433,7 @@ def load_config(
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, root=data_root))
     if not config.home.startswith("gs://"):
         config = dataclasses.replace(config, home=str(Path(config.home).expanduser().resolve()))
+    _check_steps(config)
     _check_candidates(config)
     return _expand_placeholders(config)
 

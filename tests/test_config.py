@@ -49,6 +49,8 @@ def test_command_line_shortcuts_win_over_profile(tmp_path):
         ("training.train_stepz=5", "unknown key 'training.train_stepz'; known keys in [training]: eval_steps"),
         ("trainin.train_steps=5", "unknown section [trainin]"),
         ("training.train_steps=many", "training.train_steps: expected an integer, got 'many'"),
+        ("training.train_steps=0", "training.train_steps: expected at least 1, got 0"),
+        ("tuner.eval_steps=-1", "tuner.eval_steps: expected 0 (the whole eval split) or more, got -1"),
         ("evaluation.min_auc=high", "evaluation.min_auc: expected a number"),
         ("tuner.enabled=maybe", "tuner.enabled: expected true or false"),
         (

@@ -5,11 +5,13 @@ from __future__ import annotations
 import keras_tuner
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from models import preprocessing
 from models.candidates import CANDIDATES
 from models.hyperparameters import Hyperparameters
 from models.model import build_wide_and_deep
+from models.trainer import train
 
 
 @pytest.mark.parametrize("name", sorted(CANDIDATES))
@@ -78,3 +80,30 @@ def test_config_values_map_onto_hyperparameters():
     hparams = Hyperparameters.from_mapping({"hidden_units": [32, 16], "dropout": 0.1, "unrelated": 1})
     assert hparams == Hyperparameters(hidden_units=(32, 16), dropout=0.1)
     assert Hyperparameters.from_mapping(hparams.to_dict()) == hparams
+
+
+def _transformed_rows(count: int) -> tuple[dict, np.ndarray]:
+    rng = np.random.default_rng(7)
+    rows = {name: rng.normal(size=(count, 1)).astype("float32") for name in preprocessing.dense_feature_names()}
+    for name, size in preprocessing.categorical_cardinalities().items():
+        rows[name] = rng.integers(0, size, size=(count, 1)).astype("int64")
+    return rows, rng.integers(0, 2, size=count).astype("int64")
+
+
+def _accuracy(model, rows: dict, labels: np.ndarray) -> float:
+    predictions = model.predict_on_batch(rows)[:, 0]
+    return float(np.mean((predictions > 0.5) == labels))
+
+
+def test_train_scores_the_whole_eval_split_once_or_the_batches_asked_for():
+    model = CANDIDATES["linear"].build(CANDIDATES["linear"].defaults)
+    rows, labels = _transformed_rows(10)
+    training = tf.data.Dataset.from_tensor_slices((rows, labels)).batch(4).repeat()
+    evaluation = tf.data.Dataset.from_tensor_slices((rows, labels)).batch(4)  # 3 batches: 4 + 4 + 2 rows
+
+    whole_split = train(model, training, 3, evaluation, None)
+    assert whole_split["binary_accuracy"] == pytest.approx(_accuracy(model, rows, labels))
+
+    first_two_batches = train(model, training, 3, evaluation.repeat(), 2)
+    first_eight = {name: values[:8] for name, values in rows.items()}
+    assert first_two_batches["binary_accuracy"] == pytest.approx(_accuracy(model, first_eight, labels[:8]))
