@@ -40,6 +40,8 @@ def compiled(tmp_path_factory):
                 f"container.image={IMAGE}",
                 "--set",
                 "training.train_steps=321",
+                "--set",
+                "training.eval_steps=12",
             ]
         )
         assert code == 0
@@ -91,7 +93,7 @@ def test_spec_has_the_local_dag_image_and_runtime_parameters(compiled, target):
     defaults = {name: parameter.default_value.string_value for name, parameter in parameters.items()}
     assert defaults["data_root"] == "gs://test-bucket/taxi/data"
     assert json.loads(defaults["train_args"]) == {"num_steps": 321}
-    assert json.loads(defaults["eval_args"]) == {"num_steps": 100}
+    assert json.loads(defaults["eval_args"]) == {"num_steps": 12}
     assert "AUC" in defaults["eval_config"]
     for candidate in ("wide_and_deep", "dnn", "linear"):
         trainer = spec.root.dag.tasks[f"Trainer_{candidate}"].inputs.parameters
@@ -158,7 +160,7 @@ def test_pipeline_job_is_built_offline_with_changed_parameters(compiled):
     assert json.loads(values["train_args"]) == {"num_steps": 50}
     threshold = json.loads(values["eval_config"])["metrics_specs"][0]["metrics"][1]["per_slice_thresholds"][0]
     assert threshold["threshold"]["value_threshold"]["lower_bound"] == 0.8
-    assert json.loads(values["eval_args"]) == {"num_steps": 100}  # the compiled default, unchanged
+    assert json.loads(values["eval_args"]) == {"num_steps": 12}  # the compiled default, unchanged
     assert job._gca_resource.pipeline_spec["deploymentSpec"]
 
 
