@@ -5,6 +5,10 @@ TFX reuses a component's earlier outputs when its inputs and parameters are unch
 path only (TFX hashes file contents for ``module_file`` and nothing else). Without these fingerprints, editing
 ``models/*.py`` or ``schema/schema.pbtxt`` and re-running would quietly reuse models and validations made with the
 old code or schema. The pipeline puts them in the parameters, so an edit re-runs exactly what depends on it.
+
+Not covered: the pipeline's own custom components in ``pipeline/`` (gate, selector). A fingerprint of that
+package would change with every edit of the config code and re-run the whole DAG; after changing their logic,
+run once with ``--no-cache`` (README).
 """
 
 from __future__ import annotations
