@@ -2,7 +2,8 @@
 
 Runs on a 2,000-row slice of the bundled data with two small candidate models and few training steps. One pipeline
 home is shared by a chain of fixtures (cold run -> re-run -> re-run -> tuner run -> a run nobody passes), because
-each step is about what the previous one left behind; the validation-gate run uses a home of its own.
+each step is about what the previous one left behind; the runs that stop at the validation gate use homes of
+their own.
 """
 
 from __future__ import annotations
