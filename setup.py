@@ -6,12 +6,16 @@ and the ``taxi-pipeline`` command. The pipeline container image installs the sam
 
 from setuptools import find_packages, setup
 
+PACKAGES = ("models", "pipeline", "runners", "runs", "serving", "cli", "tfx_compat")
+
 setup(
     name="taxi-pipeline",
     version="0.1.0",
     description="The TFX Chicago taxi pipeline: local, Vertex AI / Kubeflow Pipelines and Airflow from one DAG",
     python_requires=">=3.10,<3.12",
-    packages=find_packages(include=["pipeline", "pipeline.*", "models", "models.*", "runners", "runners.*"]),
+    packages=find_packages(
+        include=[f"{name}{suffix}" for name in PACKAGES for suffix in ("", ".*")],
+    ),
     package_data={"pipeline": ["profiles/*.toml"]},
-    entry_points={"console_scripts": ["taxi-pipeline=runners.cli:console_main"]},
+    entry_points={"console_scripts": ["taxi-pipeline=cli.main:console_main"]},
 )

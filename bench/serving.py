@@ -34,7 +34,7 @@ from typing import Any
 
 from models import features
 from pipeline.config import PROJECT_DIR, load_config
-from runners.environment import prepare_tensorflow
+from tfx_compat import prepare_tensorflow
 
 MODEL = "taxi"
 

@@ -18,13 +18,13 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 from absl import logging as absl_logging
-from tensorflow_transform.saved import saved_transform_io_v2
 from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx.components.tuner.component import TunerFnResult
 from tfx_bsl.public import tfxio
 
 from models import candidates, features
 from models.hyperparameters import Hyperparameters
+from tfx_compat import track_transform_graph
 
 HYPERPARAMETERS_FILE = "hyperparameters.json"
 
@@ -93,16 +93,14 @@ def export_serving_model(model: keras.Model, transform_output: tft.TFTransformOu
     Signatures are traced with autograph off: the functions have no Python control flow, and autograph's
     conversion of every Keras layer costs tens of seconds on a small machine.
     """
-    # What is saved: the model's weights, the Transform graph, and the signatures that call both. Neither the
-    # Keras model nor TFT's TransformFeaturesLayer (itself a Keras model) is tracked: either makes
-    # tf.saved_model.save run Keras's own serialization, which re-traces every layer with autograph (over 10 s
-    # here) for Keras-only restore paths nobody uses. Instead the signatures capture the model's variables,
-    # tracked through ``model_variables``, and TFT's loader of the Transform graph, whose state is tracked the
-    # same way TransformFeaturesLayer tracks it (its ``__dict__``).
-    transform_graph = saved_transform_io_v2.SavedModelLoader(transform_output.transform_savedmodel_dir)
+    # What is saved: the model's weights, the Transform graph, and the signatures that call both. The Keras
+    # model itself is not tracked: that makes tf.saved_model.save run Keras's own serialization, which re-traces
+    # every layer with autograph (over 10 s here) for Keras-only restore paths nobody uses. Instead the
+    # signatures capture the model's variables, tracked through ``model_variables``, and the Transform graph,
+    # tracked as tfx_compat.track_transform_graph explains.
     module = tf.Module()
     module.model_variables = list(model.variables)
-    module.transform_graph_state = transform_graph.__dict__
+    transform_graph = track_transform_graph(module, transform_output.transform_savedmodel_dir)
     raw_spec = transform_output.raw_feature_spec()
     serving_spec = {name: spec for name, spec in raw_spec.items() if name in features.FEATURES}
     examples_spec = [tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")]

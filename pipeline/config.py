@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from models import features
+from pipeline.errors import UserError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A user mistake in a profile or an override; the message names the key and says what is expected."""
 
 

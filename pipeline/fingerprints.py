@@ -17,17 +17,27 @@ import hashlib
 import importlib.util
 from pathlib import Path
 
+# The code a component's dotted path can reach: the user's ``models`` package, and ``tfx_compat``, which the
+# Trainer's export goes through.
+USER_CODE_PACKAGES = ("models", "tfx_compat")
 
-def package_fingerprint(package: str) -> str:
-    """SHA-256 over the names and contents of the package's ``.py`` files (found without importing it)."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ValueError(f"{package!r} is not an importable package")
+
+def code_fingerprint() -> str:
+    """The fingerprint of everything in ``USER_CODE_PACKAGES``; what the pipeline puts in custom_config."""
+    return package_fingerprint(*USER_CODE_PACKAGES)
+
+
+def package_fingerprint(*packages: str) -> str:
+    """SHA-256 over the names and contents of the packages' ``.py`` files (found without importing them)."""
     digest = hashlib.sha256()
-    for root in spec.submodule_search_locations:
-        for source in sorted(Path(root).rglob("*.py")):
-            digest.update(source.relative_to(root).as_posix().encode() + b"\0")
-            digest.update(source.read_bytes() + b"\0")
+    for package in packages:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise ValueError(f"{package!r} is not an importable package")
+        for root in spec.submodule_search_locations:
+            for source in sorted(Path(root).rglob("*.py")):
+                digest.update(f"{package}/{source.relative_to(root).as_posix()}".encode() + b"\0")
+                digest.update(source.read_bytes() + b"\0")
     return digest.hexdigest()
 
 

@@ -15,96 +15,34 @@ installed in the venv locally and in the container image remotely.
 
 from __future__ import annotations
 
-import json
-import os
-
-import tensorflow_model_analysis as tfma
 from google.protobuf.message import Message
 from ml_metadata.proto import metadata_store_pb2
-from tfx.components import (
-    CsvExampleGen,
-    Evaluator,
-    ExampleValidator,
-    Pusher,
-    SchemaGen,
-    StatisticsGen,
-    Trainer,
-    Transform,
-    Tuner,
-)
+
+# Module paths rather than TFX's public ``tfx.v1``: importing any of ``tfx.v1`` imports ``tfx.v1.extensions`` and
+# with it google-cloud-aiplatform, which made this import 10.9 s instead of 8.3 s here (docs/ARCHITECTURE.md).
+from tfx.components import CsvExampleGen, Evaluator, ExampleValidator, SchemaGen, StatisticsGen, Transform
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
-from tfx.orchestration import metadata
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.orchestration.data_types import RuntimeParameter
-from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
+from tfx.proto import example_gen_pb2, trainer_pb2
 from tfx.types import Channel
 from tfx.types.standard_artifacts import Model, ModelBlessing
 from tfx.utils import proto_utils
 
-from models import features
 from models.candidates import CANDIDATES
-from pipeline import names
+from pipeline import names, platforms
+from pipeline.components.curated_schema import CuratedSchemaGen
+from pipeline.components.model_selection import CandidateChannels, ModelSelector
+from pipeline.components.validation_gate import ValidationGate
 from pipeline.config import PipelineConfig
-from pipeline.curated_schema import CuratedSchemaGen
-from pipeline.fingerprints import package_fingerprint
-from pipeline.model_selection import CandidateChannels, ModelSelector
-from pipeline.validation_gate import ValidationGate
+from pipeline.evaluation import eval_config
+from pipeline.fingerprints import code_fingerprint
 
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.trainer.run_fn"
 TUNER_FN = "models.trainer.tuner_fn"
-USER_CODE_PACKAGE = "models"  # the package the dotted paths above live in
 CODE_FINGERPRINT_KEY = "code_fingerprint"
-AUC_THRESHOLDS = 1000
-
-
-def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
-    """TFMA settings: the metrics reported, the slices, and the thresholds a model must pass to be blessed."""
-    auc_threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.evaluation.min_auc}),
-        # Ignored on the first run, when there is no blessed baseline yet.
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-            absolute={"value": -config.evaluation.max_auc_regression},
-        ),
-    )
-    return tfma.EvalConfig(
-        model_specs=[
-            tfma.ModelSpec(
-                signature_name="serving_default",
-                # Said outright: otherwise TFMA tries to load every model as Keras first (~0.6 s each) only to
-                # fall back to this, since the exported model is a plain tf.Module.
-                model_type="tf_generic",
-                label_key=features.LABEL,
-                # The label is computed by Transform, so TFMA reads it from the model's transform signature.
-                preprocessing_function_names=["transform_features"],
-            )
-        ],
-        slicing_specs=[tfma.SlicingSpec()]
-        + [tfma.SlicingSpec(feature_keys=[key]) for key in config.evaluation.slice_features],
-        metrics_specs=[
-            tfma.MetricsSpec(
-                metrics=[
-                    tfma.MetricConfig(class_name="ExampleCount"),
-                    tfma.MetricConfig(
-                        class_name="AUC",
-                        # 1,000 thresholds instead of TFMA's 10,000: the AUC moves by under 0.001, and the
-                        # Evaluator, which computes it for each of ~30 slices and for the baseline too, runs
-                        # several seconds faster.
-                        config=json.dumps({"num_thresholds": AUC_THRESHOLDS}),
-                        # Thresholds judge the whole eval split; tiny slices (a payment type seen twice)
-                        # are reported, not gated on.
-                        per_slice_thresholds=[
-                            tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=auc_threshold)
-                        ],
-                    ),
-                    tfma.MetricConfig(class_name="BinaryAccuracy"),
-                    tfma.MetricConfig(class_name="Calibration"),
-                ]
-            )
-        ],
-    )
 
 
 def _runtime(config: PipelineConfig, name: str, value: str | Message) -> str | Message | RuntimeParameter:
@@ -120,47 +58,7 @@ def _runtime(config: PipelineConfig, name: str, value: str | Message) -> str | M
     return RuntimeParameter(name=name, ptype=str, default=default)
 
 
-def _vertex_training_args(config: PipelineConfig) -> dict:
-    """The Vertex AI CustomJob the Trainer/Tuner launch when ``vertex.training`` is on: the pipeline image."""
-    machine_spec: dict = {"machine_type": config.vertex.training_machine_type}
-    if config.vertex.training_accelerator_type:
-        machine_spec["accelerator_type"] = config.vertex.training_accelerator_type
-        machine_spec["accelerator_count"] = config.vertex.training_accelerator_count
-    return {
-        "project": config.vertex.project,
-        "job_spec": {
-            "worker_pool_specs": [
-                {
-                    "machine_spec": machine_spec,
-                    "replica_count": 1,
-                    "container_spec": {"image_uri": config.container.image},
-                }
-            ],
-            **({"service_account": config.vertex.service_account} if config.vertex.service_account else {}),
-        },
-    }
-
-
-def metadata_connection(config: PipelineConfig) -> metadata_store_pb2.ConnectionConfig | None:
-    """The ML Metadata store of ``[metadata]``: MySQL when ``mysql_host`` is set (Composer), else SQLite (local),
-    else None for orchestrators that bring their own (Vertex, Kubeflow).
-
-    The MySQL password is read from the environment variable the config names, so it never sits in a profile.
-    """
-    if config.metadata.mysql_host:
-        return metadata.mysql_metadata_connection_config(
-            host=config.metadata.mysql_host,
-            port=config.metadata.mysql_port,
-            database=config.metadata.mysql_database,
-            username=config.metadata.mysql_user,
-            password=os.environ.get(config.metadata.mysql_password_env, ""),
-        )
-    if config.metadata.sqlite_path:
-        return metadata.sqlite_metadata_connection_config(config.metadata.sqlite_path)
-    return None
-
-
-def _custom_config(config: PipelineConfig, candidate: str, code_fingerprint: str) -> dict:
+def _custom_config(config: PipelineConfig, candidate: str, fingerprint: str) -> dict:
     """What ``run_fn``/``tuner_fn`` read from ``fn_args.custom_config`` (JSON-serialisable, recorded in MLMD):
     which candidate to build, and its hyperparameters (its defaults with the config's overrides applied).
 
@@ -171,14 +69,22 @@ def _custom_config(config: PipelineConfig, candidate: str, code_fingerprint: str
         "candidate": candidate,
         "hyperparameters": CANDIDATES[candidate].defaults.replace(overrides).to_dict(),
         "tuner": {"max_trials": config.tuner.max_trials, "seed": config.tuner.seed},
-        CODE_FINGERPRINT_KEY: code_fingerprint,
+        CODE_FINGERPRINT_KEY: fingerprint,
     }
 
 
-def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
-    """Builds the whole TFX pipeline from one config object."""
+def create_pipeline(
+    config: PipelineConfig, metadata_connection: metadata_store_pb2.ConnectionConfig | None = None
+) -> tfx_pipeline.Pipeline:
+    """Builds the whole TFX pipeline from one config object.
+
+    Args:
+        config: the resolved configuration.
+        metadata_connection: the ML Metadata store the runner uses (``pipeline.metadata.connection_config``);
+            None on orchestrators that bring their own (Vertex, Kubeflow).
+    """
     # In the parameters of every step that runs user code, so TFX's cache sees edits (pipeline/fingerprints.py).
-    code_fingerprint = package_fingerprint(USER_CODE_PACKAGE)
+    fingerprint = code_fingerprint()
     example_gen = CsvExampleGen(
         input_base=_runtime(config, "data_root", config.data.root),
         output_config=example_gen_pb2.Output(
@@ -214,31 +120,9 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         # The analyzer cache only pays off when fed back as ``analyzer_cache`` for new spans of the same data;
         # this pipeline reads one snapshot, so writing it was ~3 s of every Transform for nothing.
         disable_analyzer_cache=True,
-        custom_config={CODE_FINGERPRINT_KEY: code_fingerprint},
+        custom_config={CODE_FINGERPRINT_KEY: fingerprint},
     )
-    trainer_class, tuner_class, pusher_class = Trainer, Tuner, Pusher
-    cloud_config: dict = {}
-    if config.vertex.training:
-        # Switch: Trainer and Tuner run their work as Vertex AI Training jobs (TFX's Google Cloud extensions).
-        from tfx.extensions.google_cloud_ai_platform import constants as cloud
-        from tfx.extensions.google_cloud_ai_platform.trainer import component as vertex_trainer
-        from tfx.extensions.google_cloud_ai_platform.trainer.executor import TRAINING_ARGS_KEY
-        from tfx.extensions.google_cloud_ai_platform.tuner import component as vertex_tuner
-        from tfx.extensions.google_cloud_ai_platform.tuner.executor import (
-            REMOTE_TRIALS_WORKING_DIR_KEY,
-            TUNING_ARGS_KEY,
-        )
-
-        trainer_class, tuner_class = vertex_trainer.Trainer, vertex_tuner.Tuner
-
-        cloud_config = {
-            cloud.ENABLE_VERTEX_KEY: True,
-            cloud.VERTEX_REGION_KEY: config.vertex.region,
-            TRAINING_ARGS_KEY: _vertex_training_args(config),
-            TUNING_ARGS_KEY: {"project": config.vertex.project, **_vertex_training_args(config)["job_spec"]},
-            # Each candidate's Tuner gets a folder of its own below this one (set in the loop below).
-            REMOTE_TRIALS_WORKING_DIR_KEY: f"{config.pipeline.root.rstrip('/')}/tuner_trials",
-        }
+    training = platforms.training_classes(config)
 
     # The baseline every candidate is compared with: the model the last run pushed. Only the selector's
     # blessings count (its ``current_model_id`` is the pushed candidate's Trainer model), not every Evaluator's,
@@ -255,12 +139,10 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
     per_candidate: list = []
     candidates: dict[str, CandidateChannels] = {}
     for name in config.candidates.names:
-        custom_config = {**_custom_config(config, name, code_fingerprint), **cloud_config}
-        if cloud_config:
-            custom_config[REMOTE_TRIALS_WORKING_DIR_KEY] = f"{cloud_config[REMOTE_TRIALS_WORKING_DIR_KEY]}/{name}"
+        custom_config = {**_custom_config(config, name, fingerprint), **training.settings(name)}
         tuner = None
         if config.tuner.enabled:
-            tuner = tuner_class(
+            tuner = training.tuner(
                 tuner_fn=TUNER_FN,
                 examples=transform.outputs["transformed_examples"],
                 transform_graph=transform.outputs["transform_graph"],
@@ -269,7 +151,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
                 eval_args=trainer_pb2.EvalArgs(num_steps=config.tuner.eval_steps),
                 custom_config=custom_config,
             ).with_id(names.tuner(name))
-        trainer = trainer_class(
+        trainer = training.trainer(
             run_fn=RUN_FN,
             examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
@@ -295,33 +177,8 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
     selector = ModelSelector(candidates=candidates, selection_metric=config.candidates.selection_metric).with_id(
         names.MODEL_SELECTOR
     )
-
-    push_settings: dict = {
-        "push_destination": pusher_pb2.PushDestination(
-            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=config.serving_model_dir)
-        )
-    }
-    if config.vertex.push_to_endpoint:
-        # Switch: push to the Vertex AI Model Registry and deploy to an endpoint (TFX's Google Cloud extension).
-        from tfx.extensions.google_cloud_ai_platform import constants as cloud
-        from tfx.extensions.google_cloud_ai_platform.pusher import component as vertex_pusher
-
-        pusher_class = vertex_pusher.Pusher
-
-        push_settings = {
-            "custom_config": {
-                cloud.ENABLE_VERTEX_KEY: True,
-                cloud.VERTEX_REGION_KEY: config.vertex.region,
-                cloud.VERTEX_CONTAINER_IMAGE_URI_KEY: config.vertex.serving_image,
-                cloud.SERVING_ARGS_KEY: {
-                    "project_id": config.vertex.project,
-                    "endpoint_name": config.vertex.endpoint_name,
-                    "machine_type": config.vertex.serving_machine_type,
-                },
-            }
-        }
-    pusher = pusher_class(
-        model=selector.outputs["model"], model_blessing=selector.outputs["blessing"], **push_settings
+    pusher = platforms.pusher(
+        config, model=selector.outputs["model"], model_blessing=selector.outputs["blessing"]
     ).with_id(names.PUSHER)
 
     components = [
@@ -342,6 +199,6 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         pipeline_root=config.pipeline.root,
         components=components,
         enable_cache=config.pipeline.enable_cache,
-        metadata_connection_config=metadata_connection(config),
+        metadata_connection_config=metadata_connection,
         beam_pipeline_args=list(config.beam.args),
     )

@@ -6,36 +6,40 @@
 2. ``create_vertex_schedule_dag``: a light DAG whose only task submits the compiled spec to Vertex AI Pipelines
    and waits for it (``runners.vertex``). Composer then needs no TensorFlow; the work runs on Vertex.
 
-``write_dags_folder`` (``taxi-pipeline compile --runner airflow``) writes what to upload to the dags bucket: both
-DAG files with the profile and overrides baked in, and a copy of this package (Airflow puts the dags folder on
-``sys.path``). The DAG file of option 1 imports TFX, which takes 30-60 s: raise Airflow's
-``core.dagbag_import_timeout`` and ``core.dag_file_processor_timeout`` (docs/DEPLOY.md).
+``write_dags_folder`` (``taxi-pipeline compile --runner airflow``) writes what to upload to the dags bucket: the
+two DAG files of ``dags/`` as they are, the profile and overrides beside them in ``dag_settings.json``, and a copy
+of this package (Airflow puts the dags folder on ``sys.path``). The DAG file of option 1 imports TFX, which takes
+30-60 s: raise Airflow's ``core.dagbag_import_timeout`` and ``core.dag_file_processor_timeout`` (docs/DEPLOY.md).
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import PROJECT_DIR, ConfigError, PipelineConfig, load_config
-from runners.errors import UserError
+import tfx_compat
+from pipeline import metadata
+from pipeline.config import PROJECT_DIR, PipelineConfig, load_config
+from pipeline.errors import UserError
 
 # Overrides added on the Airflow machine without editing the DAG file, separated by ";" or new lines.
 OVERRIDES_ENV = "TAXI_PIPELINE_OVERRIDES"
-PACKAGES = ("pipeline", "models", "runners")
+# What the DAGs import on the workers, copied into the dags folder.
+PACKAGES = ("pipeline", "models", "runners", "tfx_compat")
+DAG_FILES = ("taxi_pipeline_dag.py", "taxi_vertex_schedule_dag.py")
+# Written next to the DAG files by ``write_dags_folder``: the profile, overrides and home the TFX DAG runs with.
+SETTINGS_FILE = "dag_settings.json"
 
 
 def load_dag_config(profile: str, overrides: Sequence[str] = (), home: str | None = None) -> PipelineConfig:
     """The DAG's config: the profile, the overrides baked into the DAG file, then ``TAXI_PIPELINE_OVERRIDES``."""
     extra = [item.strip() for item in os.environ.get(OVERRIDES_ENV, "").replace("\n", ";").split(";")]
-    try:
-        return load_config(profile, [*overrides, *(item for item in extra if item)], home=home)
-    except ConfigError as error:
-        raise UserError(str(error)) from None
+    return load_config(profile, [*overrides, *(item for item in extra if item)], home=home)
 
 
 def dag_arguments(config: PipelineConfig) -> dict[str, Any]:
@@ -60,53 +64,33 @@ def dag_arguments(config: PipelineConfig) -> dict[str, Any]:
     }
 
 
-def _check_metadata_store(config: PipelineConfig) -> None:
+def _metadata_connection(config: PipelineConfig):  # noqa: ANN202 - an ML Metadata ConnectionConfig
     """AirflowDagRunner needs an ML Metadata store from the config; a SQLite file's folder must exist."""
-    if config.metadata.mysql_host:
-        return
-    if not config.metadata.sqlite_path:
+    connection = metadata.connection_config(config)
+    if connection is None:
         raise UserError("Airflow needs an ML Metadata store: set metadata.mysql_host or metadata.sqlite_path")
-    if "://" not in config.metadata.sqlite_path:
-        Path(config.metadata.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
+    if connection.HasField("sqlite") and "://" not in connection.sqlite.filename_uri:
+        Path(connection.sqlite.filename_uri).parent.mkdir(parents=True, exist_ok=True)
+    return connection
 
 
-def _name_artifacts_per_component(component) -> None:
-    """Makes the legacy drivers name output artifacts ``<component>:<key>:<run id>`` instead of ``<key>:<run id>``.
+def create_dag(dag_folder: str | Path | None = None):  # noqa: ANN201 - an airflow.DAG
+    """The whole TFX pipeline as an Airflow DAG (one task per component), via TFX's AirflowDagRunner.
 
-    TFX's Airflow orchestrator still uses the legacy component drivers, which name every output artifact
-    ``<output key>:<run id>``; ML Metadata wants names unique per artifact type, so two components with the same
-    output key and type in one run (SchemaGen and ImportSchemaGen both output ``schema``) collide and the second
-    fails with AlreadyExistsError. LocalDagRunner, Kubeflow and Vertex do not use these drivers.
+    The profile, overrides and home come from ``dag_settings.json`` in ``dag_folder`` when it is there (written
+    by ``write_dags_folder``), else the ``composer`` profile as it is.
     """
-    base = component.driver_class
-
-    class ComponentScopedNames(base):
-        def _prepare_output_artifacts(self, *args, **kwargs):
-            outputs = super()._prepare_output_artifacts(*args, **kwargs)
-            component_id = kwargs.get("component_info", args[-1] if args else None).component_id
-            for artifacts in outputs.values():
-                for artifact in artifacts:
-                    artifact.name = f"{component_id}:{artifact.name}"
-            return outputs
-
-    ComponentScopedNames.__name__ = ComponentScopedNames.__qualname__ = f"ComponentScoped{base.__name__}"
-    component.driver_class = ComponentScopedNames
-
-
-def create_dag(profile: str = "composer", overrides: Sequence[str] = (), home: str | None = None):
-    """The whole TFX pipeline as an Airflow DAG (one task per component), via TFX's AirflowDagRunner."""
-    config = load_dag_config(profile, overrides, home)
-    from runners.environment import prepare_tensorflow
-
-    prepare_tensorflow()
+    settings_file = Path(dag_folder or ".") / SETTINGS_FILE
+    settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
+    config = load_dag_config(settings.get("profile", "composer"), settings.get("overrides", ()), settings.get("home"))
+    tfx_compat.prepare_tensorflow()
     from tfx.orchestration.airflow.airflow_dag_runner import AirflowDagRunner, AirflowPipelineConfig
 
     from pipeline.pipeline import create_pipeline
 
-    _check_metadata_store(config)
-    pipeline = create_pipeline(config)
+    pipeline = create_pipeline(config, metadata_connection=_metadata_connection(config))
     for component in pipeline.components:
-        _name_artifacts_per_component(component)
+        tfx_compat.name_airflow_artifacts_per_component(component)
     runner = AirflowDagRunner(AirflowPipelineConfig(airflow_dag_config=dag_arguments(config)))
     return runner.run(pipeline)
 
@@ -147,40 +131,16 @@ def create_vertex_schedule_dag(spec: str, profile: str = "vertex", overrides: Se
     return dag
 
 
-_TFX_DAG = '''"""The taxi TFX pipeline as an Airflow DAG: one task per component (written by `taxi-pipeline compile`).
-
-Importing it loads TFX (30-60 s): set core.dagbag_import_timeout and core.dag_file_processor_timeout above that.
-Add overrides on the Airflow machine with the environment variable TAXI_PIPELINE_OVERRIDES ("a.b=1;c.d=2").
-"""
-
-from runners.airflow import create_dag
-
-dag = create_dag(profile={profile!r}, overrides={overrides!r}, home={home!r})
-'''
-
-_VERTEX_DAG = '''"""Runs the compiled taxi pipeline on Vertex AI Pipelines on a schedule (from `taxi-pipeline compile`).
-
-Needs no TensorFlow on the Airflow workers: its one task submits {spec_name} (compile it with
-`taxi-pipeline compile --runner vertex --output <this folder>/{spec_name}`) and waits for the run.
-"""
-
-import os
-
-from runners.airflow import create_vertex_schedule_dag
-
-dag = create_vertex_schedule_dag(
-    spec=os.path.join(os.path.dirname(os.path.abspath(__file__)), {spec_name!r}), profile="vertex"
-)
-'''
-
-
 def write_dags_folder(
     config: PipelineConfig, output: str | Path, *, profile: str, overrides: Sequence[str], home: str | None = None
 ) -> list[Path]:
     """Writes the folder to upload to the Composer dags bucket; returns the DAG files written.
 
-    ``config`` is only checked here (the DAG resolves the profile again where it runs, so ``{project}`` becomes
-    the dags folder there).
+    Args:
+        config: the resolved config, only checked here: the DAG resolves the profile again where it runs, so
+            ``{project}`` becomes the dags folder there.
+        output: the folder to write.
+        profile, overrides, home: what the TFX DAG loads its config from (``dag_settings.json``).
     """
     dag_arguments(config)  # fails now, not on Composer, if the [airflow] settings are wrong
     output = Path(output)
@@ -201,8 +161,10 @@ def write_dags_folder(
     # Only the two DAG files are DAGs; Airflow must not parse the package's modules as DAG candidates.
     ignored = [f"^{name}/" for name in (*PACKAGES, "schema")] + ["^setup\\.py$"]
     (output / ".airflowignore").write_text("\n".join(ignored) + "\n")
-    tfx_dag = output / "taxi_pipeline_dag.py"
-    tfx_dag.write_text(_TFX_DAG.format(profile=profile, overrides=list(overrides), home=home))
-    vertex_dag = output / "taxi_vertex_schedule_dag.py"
-    vertex_dag.write_text(_VERTEX_DAG.format(spec_name="taxi_pipeline_vertex.json"))
-    return [tfx_dag, vertex_dag]
+    settings = {"profile": profile, "overrides": list(overrides), "home": home}
+    (output / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+    written = []
+    for name in DAG_FILES:
+        shutil.copy2(PROJECT_DIR / "dags" / name, output / name)
+        written.append(output / name)
+    return written

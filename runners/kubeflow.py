@@ -13,8 +13,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import tfx_compat
 from pipeline.config import PipelineConfig
-from runners.errors import UserError
+from pipeline.errors import UserError
 
 
 def compile_spec(config: PipelineConfig, output: str | Path, target: str = "vertex") -> Path:
@@ -33,9 +34,7 @@ def compile_spec(config: PipelineConfig, output: str | Path, target: str = "vert
             f"profile '{config.profile}' sets an ML Metadata connection; Vertex AI and Kubeflow bring their own, "
             'so set metadata.sqlite_path = "" (and no metadata.mysql_host) in it'
         )
-    from runners.environment import prepare_tensorflow
-
-    prepare_tensorflow()
+    tfx_compat.prepare_tensorflow()
     from tfx.orchestration.data_types import RuntimeParameter
     from tfx.orchestration.kubeflow.v2.kubeflow_v2_dag_runner import (
         KubeflowV2DagRunner,

@@ -1,25 +1,29 @@
-"""Runs the pipeline on this machine: LocalDagRunner, in-process Beam, the SQLite MLMD store under ``--home``.
+"""Runs the pipeline on this machine: LocalDagRunner, in-process Beam, the SQLite ML Metadata store under ``--home``.
 
-``run_local`` is what ``taxi-pipeline run`` and the end-to-end tests call. It checks the input before loading
-TensorFlow, runs the pipeline while reporting progress, and returns what MLMD recorded about the run.
+``run_local`` is what ``taxi-pipeline run`` and the end-to-end tests call: it runs the pipeline while reporting
+each component's progress, and returns what ML Metadata recorded about the run. Checking the user's input
+before TensorFlow loads is the command line's job (``cli/preflight.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pipeline import names
-from pipeline.config import PipelineConfig
-from runners import report as run_report
-from runners.environment import prepare_tensorflow
-from runners.errors import UserError
-from runners.inputs import check_csv_folder
-from runners.progress import ComponentProgress, ProgressTracker
+from ml_metadata.metadata_store import metadata_store
 
-GATE_NODE = names.VALIDATION_GATE
+import tfx_compat
+from pipeline import metadata, names
+from pipeline.config import PipelineConfig
+from pipeline.errors import UserError
+from runs import report as run_report
+from runs import states
+from runs.store import open_store
+
 RUN_CONFIG_PROPERTY = "taxi_pipeline_config"
 
 
@@ -32,18 +36,76 @@ class LocalRun:
 
     @property
     def stopped_at_gate(self) -> bool:
-        return any(c.node_id == GATE_NODE and c.state == "failed" for c in self.report.components)
+        return any(c.node_id == names.VALIDATION_GATE and c.state == states.FAILED for c in self.report.components)
 
     @property
     def succeeded(self) -> bool:
         return self.error is None and not self.report.failed
 
 
-def check_inputs(config: PipelineConfig) -> None:
-    """Everything that can be checked without TensorFlow: the data folder and the curated schema file."""
-    check_csv_folder(config.data.root)
-    if not config.schema.path.startswith("gs://") and not Path(config.schema.path).is_file():
-        raise UserError(f"curated schema {config.schema.path} not found (setting schema.path)")
+@dataclasses.dataclass
+class ComponentProgress:
+    """One component's state during a run, as the progress display shows it."""
+
+    node_id: str
+    state: str = states.WAITING
+    started: float | None = None
+    ended: float | None = None
+
+    @property
+    def elapsed(self) -> float | None:
+        if self.started is None:
+            return None
+        return (self.ended or time.monotonic()) - self.started
+
+
+class ProgressTracker(logging.Handler):
+    """Follows LocalDagRunner's log and keeps each component's state; calls ``on_change`` on each change.
+
+    LocalDagRunner reports progress only in its log (the lines ``tfx_compat`` names), and ML Metadata learns of
+    a cached component only after it is done, so the log is the one live source.
+    """
+
+    def __init__(self, node_ids: Sequence[str], on_change: Callable[[ComponentProgress], None] = lambda _: None):
+        super().__init__(level=logging.INFO)
+        self.components = {node_id: ComponentProgress(node_id) for node_id in node_ids}
+        self._current: ComponentProgress | None = None
+        self._on_change = on_change
+        self._lock = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed third-party log call must not break the run
+            return
+        with self._lock:
+            if match := tfx_compat.COMPONENT_RUNNING.match(message):
+                component = self.components.setdefault(match[1], ComponentProgress(match[1]))
+                component.state, component.started = states.RUNNING, time.monotonic()
+                self._current = component
+            elif tfx_compat.CACHED_EXECUTION_USED.match(message) and self._current is not None:
+                self._current.state = states.CACHED
+                component = self._current
+            elif match := tfx_compat.COMPONENT_FINISHED.match(message):
+                component = self.components.setdefault(match[1], ComponentProgress(match[1]))
+                component.ended = time.monotonic()
+                self._current = None
+                if component.state != states.RUNNING:
+                    return  # already reported as cached
+                component.state = states.DONE
+            else:
+                return
+        self._on_change(component)
+
+    def finish(self, failed: bool) -> None:
+        """Marks the component that was running as failed (if the run failed) and the rest as not run."""
+        with self._lock:
+            for component in self.components.values():
+                if component.state == states.RUNNING:
+                    component.state = states.FAILED if failed else states.DONE
+                    component.ended = time.monotonic()
+                elif component.state == states.WAITING:
+                    component.state = states.NOT_RUN
 
 
 def run_local(
@@ -52,24 +114,29 @@ def run_local(
     on_start: Callable[[ProgressTracker], None] = lambda _: None,
     on_change: Callable[[ComponentProgress], None] = lambda _: None,
 ) -> LocalRun:
-    """Runs the whole pipeline with LocalDagRunner and reads the run back from MLMD.
+    """Runs the whole pipeline with LocalDagRunner and reads the run back from ML Metadata.
 
-    ``on_start`` receives the progress tracker once the pipeline is built (TensorFlow loaded); ``on_change``
-    is called on every component state change. Failures inside the pipeline are returned, not raised, so the
-    caller can always show what happened; user errors found before the run raise ``UserError``.
+    Args:
+        config: the resolved config; its ``[metadata]`` must name a SQLite file.
+        on_start: receives the progress tracker once the pipeline is built (TensorFlow loaded).
+        on_change: called on every component state change.
+
+    Returns:
+        The run's report as ML Metadata recorded it, and the exception that ended it, if any. Failures inside
+        the pipeline are returned, not raised, so the caller can always show what happened.
     """
-    check_inputs(config)
-    if not config.metadata.sqlite_path:
+    connection = metadata.connection_config(config)
+    if connection is None or not connection.HasField("sqlite"):
         raise UserError("the local runner needs metadata.sqlite_path (a SQLite ML Metadata file)")
-    Path(config.metadata.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(connection.sqlite.filename_uri).parent.mkdir(parents=True, exist_ok=True)
 
-    prepare_tensorflow()
+    tfx_compat.prepare_tensorflow()
     from absl import logging as absl_logging
     from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
     from pipeline.pipeline import create_pipeline
 
-    pipeline = create_pipeline(config)
+    pipeline = create_pipeline(config, metadata_connection=connection)
     node_ids = [component.id for component in pipeline.components]
     tracker = ProgressTracker(node_ids, on_change)
     on_start(tracker)
@@ -86,26 +153,20 @@ def run_local(
         absl_logger.removeHandler(tracker)
         tracker.finish(failed=error is not None)
 
-    report = run_report.read_run(
-        config.metadata.sqlite_path, config.pipeline.name, node_ids, candidates=config.candidates.names
-    )
-    _record_run(config, report)
+    store = open_store(connection, read_only=False)
+    report = run_report.read_run(store, config.pipeline.name, node_ids, candidates=config.candidates.names)
+    _record_run(config, report, store)
     return LocalRun(report=report, error=error)
 
 
-def _record_run(config: PipelineConfig, report: run_report.RunReport) -> None:
+def _record_run(
+    config: PipelineConfig, report: run_report.RunReport, store: metadata_store.MetadataStore
+) -> None:
     """Saves the resolved config and the report under ``<home>/runs/<run id>/`` and the config in MLMD."""
     run_dir = Path(config.home) / "runs" / report.run_id.replace(":", "-")
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(config.to_json())
     (run_dir / "report.json").write_text(report.to_json())
-
-    from ml_metadata.metadata_store import metadata_store
-    from ml_metadata.proto import metadata_store_pb2
-
-    connection = metadata_store_pb2.ConnectionConfig()
-    connection.sqlite.filename_uri = config.metadata.sqlite_path
-    store = metadata_store.MetadataStore(connection)
     context = store.get_context_by_type_and_name("pipeline_run", report.run_id)
     if context is not None:
         context.custom_properties[RUN_CONFIG_PROPERTY].string_value = config.to_json()

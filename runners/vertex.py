@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from runners.errors import UserError
+from pipeline.errors import UserError
 
 PLACEHOLDER_PROJECTS = {"", "your-project"}
 

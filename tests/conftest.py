@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from runners.environment import prepare_tensorflow
+from tfx_compat import prepare_tensorflow
 
 prepare_tensorflow()

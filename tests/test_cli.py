@@ -11,7 +11,7 @@ from taxi_rows import read_rows, write_csv
 
 from pipeline.config import PROJECT_DIR
 
-CLI = [sys.executable, "-m", "runners.cli"]
+CLI = [sys.executable, "-m", "cli.main"]
 
 
 def _run(*args: str, timeout: int = 60) -> subprocess.CompletedProcess:
@@ -21,7 +21,7 @@ def _run(*args: str, timeout: int = 60) -> subprocess.CompletedProcess:
 def test_help_does_not_load_tensorflow():
     code = (
         "import sys, contextlib, io\n"
-        "from runners import cli\n"
+        "from cli import main as cli\n"
         "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
         "    cli.main(['--help'])\n"
         "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"

@@ -15,7 +15,8 @@ import sys
 
 import pytest
 
-from runners import cli, kubeflow
+from cli import main as cli
+from runners import kubeflow
 
 IMAGE = "registry.example/taxi/taxi-pipeline:test"
 RESOLVER_SUFFIXES = ("-model-resolver", "-model-blessing-resolver")
@@ -165,7 +166,7 @@ def test_pipeline_job_is_built_offline_with_changed_parameters(compiled):
 
 
 def test_unknown_parameter_is_a_user_error(compiled):
-    from runners.errors import UserError
+    from pipeline.errors import UserError
 
     with pytest.raises(UserError, match="not a runtime parameter"):
         kubeflow.parse_parameters(kubeflow.read_spec(compiled["kubeflow"]), ["epochs=3"])
@@ -178,7 +179,7 @@ def test_compiling_a_profile_with_local_metadata_is_one_line(capsys):
 
 def test_help_and_user_errors_load_no_tensorflow():
     code = (
-        "import sys; from runners import cli; cli.build_parser().format_help();"
+        "import sys; from cli import main as cli; cli.build_parser().format_help();"
         "assert cli.main(['submit', '--runner', 'kubeflow', '--spec', 'x.json']) == 2;"
         "assert cli.main(['compile', '--runner', 'vertex', '--profile', 'nope']) == 2;"
         "assert 'tensorflow' not in sys.modules and 'tfx' not in sys.modules, 'heavy import'"

@@ -19,8 +19,9 @@ from taxi_rows import read_rows, serialized_example, write_csv
 from models import features
 from models.trainer import HYPERPARAMETERS_FILE
 from pipeline.config import load_config
-from runners import report as run_report
 from runners.local import RUN_CONFIG_PROPERTY, LocalRun, run_local
+from runs import report as run_report
+from runs.store import open_sqlite
 
 SLICE_ROWS = 2000
 CANDIDATES = ("wide_and_deep", "linear")
@@ -84,7 +85,7 @@ def test_every_component_executes_and_the_model_is_pushed(first_run, home):
     assert set(states) == {*UPSTREAM_OF_EVALUATORS, *DOWNSTREAM}
     assert all(state == "done" for state in states.values()), states
     # Read MLMD again independently of the run's own report.
-    report = run_report.read_run(str(home / "metadata.sqlite"), "taxi")
+    report = run_report.read_run(open_sqlite(home / "metadata.sqlite"), "taxi")
     assert report.run_id == first_run.report.run_id
     assert {c.node_id for c in report.components if c.state == "done"} == set(states)
 
@@ -111,7 +112,7 @@ def _selector_blessing(store, run: LocalRun):
 def test_the_best_blessed_candidate_is_selected_recorded_and_pushed(first_run, home):
     """Read from MLMD: the selector's recorded scores are the Evaluators' AUCs, the winner is the highest, and the
     pushed SavedModel is byte for byte the winner's Trainer output."""
-    store = run_report.open_store(str(home / "metadata.sqlite"))
+    store = open_sqlite(home / "metadata.sqlite")
     blessing = _selector_blessing(store, first_run)
     winner = blessing.custom_properties["selection_winner"].string_value
     scores = {score["name"]: score for score in json.loads(blessing.custom_properties["selection_scores"].string_value)}
@@ -167,7 +168,7 @@ def test_resolved_config_is_saved_with_the_run(first_run, home):
     run_dir = home / "runs" / first_run.report.run_id.replace(":", "-")
     saved = json.loads((run_dir / "config.json").read_text())
     assert saved["training"]["train_steps"] == 150
-    store = run_report.open_store(str(home / "metadata.sqlite"))
+    store = open_sqlite(home / "metadata.sqlite")
     context = store.get_context_by_type_and_name("pipeline_run", first_run.report.run_id)
     assert json.loads(context.custom_properties[RUN_CONFIG_PROPERTY].string_value) == saved
 
@@ -201,7 +202,7 @@ def test_tuner_searches_each_candidate_and_the_trainers_use_its_best_hyperparame
     assert run.succeeded, run.error
     states = _states(run)
     assert states["Transform"] == "cached"  # the tuners reuse the transformed data of earlier runs
-    store = run_report.open_store(str(home / "metadata.sqlite"))
+    store = open_sqlite(home / "metadata.sqlite")
     for candidate in CANDIDATES:
         assert states[f"Tuner_{candidate}"] == states[f"Trainer_{candidate}"] == "done"
         tuner_execution = run.report.component(f"Tuner_{candidate}").execution_id
@@ -247,7 +248,7 @@ def test_when_no_candidate_passes_nothing_is_pushed_and_the_summary_says_why(thi
     for candidate in CANDIDATES:
         assert f"{candidate} not blessed (auc " in run.report.selection_reason
     assert "below the minimum 0.9999" in run.report.selection_reason
-    store = run_report.open_store(str(home / "metadata.sqlite"))
+    store = open_sqlite(home / "metadata.sqlite")
     blessing = _selector_blessing(store, run)
     assert blessing.custom_properties["blessed"].int_value == 0
     assert "selection_winner" not in blessing.custom_properties

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.components.curated_schema import FINGERPRINT_KEY
 from pipeline.config import load_config
-from pipeline.curated_schema import FINGERPRINT_KEY
-from pipeline.fingerprints import file_fingerprint, package_fingerprint
+from pipeline.fingerprints import code_fingerprint, file_fingerprint, package_fingerprint
 from pipeline.pipeline import CODE_FINGERPRINT_KEY, create_pipeline
 
 
@@ -57,7 +57,8 @@ def test_the_pipeline_puts_the_fingerprints_where_tfx_hashes_them(tmp_path):
     schema.write_text(Path(load_config("local", []).schema.path).read_text())
     config = load_config("local", [f"schema.path={schema}"], home=str(tmp_path / "home"))
     nodes = {node.id: node for node in create_pipeline(config).components}
-    code = package_fingerprint("models")
+    code = code_fingerprint()
+    assert code == package_fingerprint("models", "tfx_compat")
     for node_id in ("Transform", *(f"Trainer_{name}" for name in config.candidates.names)):
         custom_config = json.loads(nodes[node_id].exec_properties["custom_config"])
         assert custom_config[CODE_FINGERPRINT_KEY] == code, node_id

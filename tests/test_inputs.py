@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from cli.preflight import check_csv_folder
 from models import features
-from runners.errors import UserError
-from runners.inputs import check_csv_folder
+from pipeline.errors import UserError
 
 HEADER = ",".join(sorted(features.CSV_COLUMNS))
 

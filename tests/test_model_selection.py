@@ -3,7 +3,7 @@ test_compile) cover the component inside real runs; these cover the cases a smal
 
 from __future__ import annotations
 
-from pipeline.model_selection import CandidateScore, choose
+from pipeline.components.model_selection import CandidateScore, choose
 
 
 def test_highest_blessed_score_wins_even_if_an_unblessed_one_scores_higher():

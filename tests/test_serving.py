@@ -29,12 +29,12 @@ import pytest
 import tensorflow as tf
 from taxi_rows import read_rows, serialized_example, write_csv
 
+from cli import main as cli
 from models import features
 from pipeline.config import PROJECT_DIR, load_config
-from runners import cli
 from runners.local import run_local
-from runners.serving_app import VERSION_HEADER, BackgroundServer, ServingApp, create_app, serve_in_background
-from runners.serving_models import SAVED_MODEL_FILE, ModelRepository
+from serving.app import VERSION_HEADER, BackgroundServer, ServingApp, create_app, serve_in_background
+from serving.repository import SAVED_MODEL_FILE, ModelRepository
 
 SLICE_ROWS = 2000
 SMALL_RUN = [
@@ -466,7 +466,7 @@ def test_serve_rejects_options_out_of_range(home, capsys, option, value):
 def test_serve_help_loads_neither_tensorflow_nor_the_web_stack():
     code = (
         "import sys, contextlib, io\n"
-        "from runners import cli\n"
+        "from cli import main as cli\n"
         "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
         "    cli.main(['serve', '--help'])\n"
         "print(sorted(m for m in ('tensorflow', 'fastapi', 'uvicorn') if m in sys.modules))\n"

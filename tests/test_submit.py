@@ -17,7 +17,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from runners import cli, kubeflow
+from cli import main as cli
+from runners import kubeflow
 
 JOB = "projects/test-project/locations/europe-west4/pipelineJobs/taxi-1"
 SCHEDULE = "projects/test-project/locations/europe-west4/schedules/7"

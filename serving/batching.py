@@ -30,8 +30,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
-from runners.serving import DEFAULT_MAX_BATCH_ROWS
-from runners.serving_predict import Prepared, answer, call, dumps
+from serving.formats import Prepared, answer, call, dumps
+from serving.settings import DEFAULT_MAX_BATCH_ROWS
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from pipeline import evaluation_results
+from pipeline.components import evaluation_results
 from pipeline.names import (
     BLESSED,
     CURRENT_MODEL,
@@ -40,6 +40,7 @@ from pipeline.names import (
     SELECTION_SCORES,
     SELECTION_WINNER,
 )
+from tfx_compat import spec_class_with_inputs
 
 SELECTION_FILE = "selection.json"
 
@@ -174,9 +175,8 @@ class ModelSelector(base_component.BaseComponent):
                 channel = getattr(candidate, field.name)
                 inputs[f"{name}_{field.name}"] = ChannelParameter(type=channel.type)
                 channels[f"{name}_{field.name}"] = channel
-        # A spec class per pipeline, because the number of candidates is the config's; it subclasses
-        # ModelSelectorSpec, which is what BaseComponent checks.
-        spec_class = type("ModelSelectorSpec", (ModelSelectorSpec,), {"INPUTS": inputs})
+        # A spec class per pipeline, because the number of candidates is the config's.
+        spec_class = spec_class_with_inputs(ModelSelectorSpec, inputs)
         spec = spec_class(
             candidates=json.dumps(list(candidates)),
             selection_metric=selection_metric,

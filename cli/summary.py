@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from cli.progress import component_table
 from runners.local import LocalRun
-from runners.progress import STATE_STYLES
-from runners.report import RunReport
+from runs.report import RunReport
 
 # Metrics shown, in order, with the names TFMA records them under.
 SHOWN_METRICS = (
@@ -38,16 +38,8 @@ def _number(value: float | None) -> str:
 def print_summary(stream: TextIO, result: LocalRun, log_path: Path) -> None:
     console = Console(file=stream, highlight=False)
     report = result.report
-    table = Table(title=f"run {report.run_id}", box=None, header_style="bold", padding=(0, 2))
-    table.add_column("component")
-    table.add_column("state")
-    table.add_column("time", justify="right")
-    total = 0.0
-    for component in report.components:
-        seconds = "" if component.seconds is None else f"{component.seconds:.1f}s"
-        total += component.seconds or 0.0
-        table.add_row(component.node_id, f"[{STATE_STYLES.get(component.state, '')}]{component.state}[/]", seconds)
-    console.print(table)
+    rows = ((component.node_id, component.state, component.seconds) for component in report.components)
+    console.print(component_table(rows, title=f"run {report.run_id}"))
 
     if result.stopped_at_gate:
         console.print(

@@ -11,7 +11,16 @@ import csv
 from pathlib import Path
 
 from models import features
-from runners.errors import UserError
+from pipeline.config import PipelineConfig
+from pipeline.errors import UserError
+
+
+def check_inputs(config: PipelineConfig) -> None:
+    """Everything about a local run's input that can be checked without TensorFlow: the data folder and the
+    curated schema file."""
+    check_csv_folder(config.data.root)
+    if not config.schema.path.startswith("gs://") and not Path(config.schema.path).is_file():
+        raise UserError(f"curated schema {config.schema.path} not found (setting schema.path)")
 
 
 def check_csv_folder(data_root: str) -> list[Path]:

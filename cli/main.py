@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from runners import remote_cli, serving
-from runners.arguments import add_config_arguments, config_from_arguments
-from runners.errors import UserError
+from cli import deploy, serve
+from cli.options import add_config_arguments, config_from_arguments
+from pipeline.errors import UserError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_VALIDATION, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -45,22 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cache", action="store_true", help="re-run every component instead of reusing results")
     add_config_arguments(run, default_profile="local", example="training.train_steps=200")
     run.set_defaults(handler=_run_command)
-    remote_cli.add_commands(commands)  # compile, submit (Vertex AI, Kubeflow, Airflow)
-    serving.add_commands(commands)  # serve (local TF Serving-compatible REST server)
+    deploy.add_commands(commands)  # compile, submit (Vertex AI, Kubeflow, Airflow)
+    serve.add_commands(commands)  # serve (local TF Serving-compatible REST server)
     return parser
 
 
 def _run_command(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from runners import local, summary
-    from runners.environment import redirect_output_to_log
-    from runners.progress import make_display
+    from cli import summary
+    from cli.preflight import check_inputs
+    from cli.progress import make_display
+    from cli.terminal import redirect_output_to_log
+    from runners import local
 
     config = config_from_arguments(args, "local", home=args.home, data_root=args.data)
     if args.no_cache:
         config = dataclasses.replace(config, pipeline=dataclasses.replace(config.pipeline, enable_cache=False))
-    local.check_inputs(config)  # before the screen switches to the progress display
+    check_inputs(config)  # before TensorFlow loads and the screen switches to the progress display
 
     log_path = Path(config.log_dir) / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
     terminal = redirect_output_to_log(log_path)

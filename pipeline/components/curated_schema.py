@@ -13,6 +13,7 @@ from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
 
 from pipeline.fingerprints import file_fingerprint
+from tfx_compat import init_component_with_spec
 
 NODE_ID = "ImportSchemaGen"
 FINGERPRINT_KEY = "schema_fingerprint"
@@ -37,5 +38,5 @@ class CuratedSchemaGen(ImportSchemaGen):
             schema=types.Channel(type=standard_artifacts.Schema),
         )
         # ImportSchemaGen.__init__ would build its own spec without the fingerprint; its base takes ours.
-        super(ImportSchemaGen, self).__init__(spec=spec)
+        init_component_with_spec(self, spec)
         self.with_id(NODE_ID)

@@ -107,7 +107,7 @@ class Prepared:
     """A request that passed every check: the signature to call, its typed input columns, and the answer's form.
 
     Everything that can be the caller's fault is found while preparing, before TensorFlow is called, so requests
-    can share one TensorFlow call (``runners.serving_batching``) without one bad row failing the others.
+    can share one TensorFlow call (``serving.batching``) without one bad row failing the others.
     """
 
     signature: Signature

@@ -7,7 +7,7 @@ but TensorFlow's own arithmetic holds the GIL, so the hot path is kept short:
   every other path go to the FastAPI app.
 - A small body is decoded and checked on the event loop (tens of microseconds, less than a trip to a thread and
   back); a large one in the thread pool, so that it never stalls the others.
-- Checked requests wait in ``runners.serving_batching``, which runs concurrent requests of the same loaded
+- Checked requests wait in ``serving.batching``, which runs concurrent requests of the same loaded
   signature as one TensorFlow call in the thread pool (TensorFlow releases the GIL while it computes) and encodes
   each request's answer there.
 
@@ -35,13 +35,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from runners.serving_batching import DEFAULT_MAX_BATCH_ROWS, Batcher
-from runners.serving_models import LoadedVersion, ModelRepository
-from runners.serving_predict import Prepared, RequestError, parse_json, prepare
+from serving.batching import Batcher
+from serving.formats import Prepared, RequestError, parse_json, prepare
+from serving.repository import LoadedVersion, ModelRepository
+from serving.settings import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BODY_BYTES, DEFAULT_WORKERS
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1024 * 1024
 # The answer names the version that computed it; TF Serving's body has no such field, so it goes in a header.
 VERSION_HEADER = "X-Model-Version"
 # Bodies up to this size are decoded and checked on the event loop: that takes tens of microseconds, less than
@@ -52,15 +52,15 @@ INLINE_BODY_BYTES = 16 * 1024
 def create_app(
     repository: ModelRepository,
     *,
-    max_body_bytes: int = MAX_BODY_BYTES,
-    workers: int = 4,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    workers: int = DEFAULT_WORKERS,
     max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
     batch_wait_s: float = 0.0,
 ) -> ServingApp:
     """The application; its lifespan starts and stops the repository's poller and the inference thread pool.
 
     ``max_batch_rows`` and ``batch_wait_s`` tune the batching of concurrent requests into shared TensorFlow calls
-    (``runners.serving_batching``); the returned app's ``batcher.stats`` tell what the batching did.
+    (``serving.batching``); the returned app's ``batcher.stats`` tell what the batching did.
     """
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="predict")
     batcher = Batcher(executor, max_batch_rows=max_batch_rows, max_wait_s=batch_wait_s)

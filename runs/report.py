@@ -12,22 +12,16 @@ from collections.abc import Sequence
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import anomalies, evaluation_results, names
-
-_STATE_NAMES = {
-    metadata_store_pb2.Execution.COMPLETE: "done",
-    metadata_store_pb2.Execution.CACHED: "cached",
-    metadata_store_pb2.Execution.FAILED: "failed",
-    metadata_store_pb2.Execution.RUNNING: "running",
-    metadata_store_pb2.Execution.NEW: "new",
-    metadata_store_pb2.Execution.CANCELED: "canceled",
-}
+import tfx_compat
+from pipeline import names
+from pipeline.components import anomalies, evaluation_results
+from runs import states
 
 
 @dataclasses.dataclass
 class ComponentRecord:
     node_id: str
-    state: str  # done, cached, failed, ... or "not run" when MLMD has no execution for it in this run
+    state: str  # one of runs.states: done, cached, failed, ..., or "not run" without an execution in this run
     seconds: float | None = None
     error: str = ""
     execution_id: int | None = None
@@ -59,7 +53,7 @@ class RunReport:
 
     @property
     def failed(self) -> list[ComponentRecord]:
-        return [component for component in self.components if component.state == "failed"]
+        return [component for component in self.components if component.state == states.FAILED]
 
     @property
     def baseline_metrics(self) -> dict[str, float]:
@@ -71,14 +65,6 @@ class RunReport:
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)
-
-
-def open_store(sqlite_path: str) -> metadata_store.MetadataStore:
-    """Opens an existing SQLite MLMD store read-only (never creates or migrates one)."""
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = sqlite_path
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    return metadata_store.MetadataStore(config)
 
 
 def latest_run_id(store: metadata_store.MetadataStore, pipeline_name: str) -> str | None:
@@ -107,7 +93,7 @@ def _node_ids(store: metadata_store.MetadataStore, pipeline_name: str) -> dict[i
 
 def _error_message(execution: metadata_store_pb2.Execution) -> str:
     """TFX stores a failed execution's result as a serialized ExecutionResult text in a custom property."""
-    result = execution.custom_properties.get("__execution_result__")
+    result = execution.custom_properties.get(tfx_compat.EXECUTION_RESULT_PROPERTY)
     if result is None:
         return ""
     text = result.string_value
@@ -131,26 +117,25 @@ def _artifact_type_name(store: metadata_store.MetadataStore, artifact: metadata_
 
 
 def read_run(
-    sqlite_path: str,
+    store: metadata_store.MetadataStore,
     pipeline_name: str,
     node_ids: Sequence[str] = (),
     run_id: str | None = None,
     candidates: Sequence[str] = (),
 ) -> RunReport:
-    """Reads the run ``run_id`` (default: the newest) of ``pipeline_name`` from the SQLite MLMD store.
+    """Reads the run ``run_id`` (default: the newest) of ``pipeline_name`` from ``store``.
 
     ``node_ids`` lists the pipeline's nodes in order so that nodes the run never reached show as "not run";
     ``candidates`` lists the candidate models in config order, so the report lists them in that order too.
     """
-    store = open_store(sqlite_path)
     run_id = run_id or latest_run_id(store, pipeline_name)
     if run_id is None:
-        raise LookupError(f"pipeline '{pipeline_name}' has no run in {sqlite_path}")
+        raise LookupError(f"pipeline '{pipeline_name}' has no run in this store")
     run_context = store.get_context_by_type_and_name("pipeline_run", run_id)
     executions = sorted(store.get_executions_by_context(run_context.id), key=lambda e: e.id)
 
     node_of_execution = _node_ids(store, pipeline_name)
-    records: dict[str, ComponentRecord] = {node_id: ComponentRecord(node_id, "not run") for node_id in node_ids}
+    records = {node_id: ComponentRecord(node_id, states.NOT_RUN) for node_id in node_ids}
     report = RunReport(
         pipeline_name=pipeline_name,
         run_id=run_id,
@@ -160,7 +145,7 @@ def read_run(
     for execution in executions:
         node_id = node_of_execution.get(execution.id, f"execution {execution.id}")
         seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
-        state = _STATE_NAMES.get(execution.last_known_state, "unknown")
+        state = states.of_execution(execution)
         records[node_id] = ComponentRecord(node_id, state, seconds, _error_message(execution), execution.id)
         for artifact in _outputs(store, execution.id):
             _read_output(store, node_id, artifact, report)
@@ -185,8 +170,8 @@ def _read_output(
             report.selected = _string(artifact, names.SELECTION_WINNER) or None
             report.selection_reason = _string(artifact, names.SELECTION_REASON)
     elif type_name == "PushedModel":
-        if artifact.custom_properties["pushed"].int_value:
-            report.pushed_path = artifact.custom_properties["pushed_destination"].string_value
+        if artifact.custom_properties[tfx_compat.PUSHED_PROPERTY].int_value:
+            report.pushed_path = artifact.custom_properties[tfx_compat.PUSHED_DESTINATION_PROPERTY].string_value
     elif type_name == "ModelEvaluation" and candidate is not None:
         evaluation = evaluation_results.read_metrics(artifact.uri)
         candidate.metrics = evaluation.candidate

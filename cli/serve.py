@@ -1,8 +1,8 @@
 """The ``serve`` sub-command of ``taxi-pipeline``: serve the pushed models over TF Serving's REST API, locally.
 
 Only argparse and the config are imported here; TensorFlow, FastAPI and uvicorn load once the command runs, so
-``taxi-pipeline --help`` stays instant. The server itself lives in ``runners.serving_app`` (HTTP),
-``runners.serving_models`` (versions on disk, pickup, canary) and ``runners.serving_predict`` (request formats).
+``taxi-pipeline --help`` stays instant. The server itself lives in ``serving.app`` (HTTP),
+``serving.repository`` (versions on disk, pickup, canary) and ``serving.formats`` (request formats).
 """
 
 from __future__ import annotations
@@ -13,16 +13,17 @@ import socket
 import sys
 from pathlib import Path
 
-from runners.arguments import add_config_arguments, config_from_arguments
-from runners.errors import UserError
-
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8501  # TF Serving's REST port, so clients' defaults fit
-DEFAULT_POLL_SECONDS = 2.0
-DEFAULT_MAX_BODY_BYTES = 1024 * 1024
-# Batching of concurrent requests into one TensorFlow call (runners/serving_batching.py).
-DEFAULT_MAX_BATCH_ROWS = 128
-DEFAULT_BATCH_WAIT_MS = 0.0
+from cli.options import add_config_arguments, config_from_arguments
+from pipeline.errors import UserError
+from serving.settings import (
+    DEFAULT_BATCH_WAIT_MS,
+    DEFAULT_HOST,
+    DEFAULT_MAX_BATCH_ROWS,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_POLL_SECONDS,
+    DEFAULT_PORT,
+    DEFAULT_WORKERS,
+)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -58,7 +59,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         default=DEFAULT_MAX_BODY_BYTES,
         help=f"larger request bodies are refused with 413 ({DEFAULT_MAX_BODY_BYTES})",
     )
-    serve.add_argument("--workers", type=int, default=4, help="threads running predictions (4)")
+    serve.add_argument(
+        "--workers", type=int, default=DEFAULT_WORKERS, help=f"threads running predictions ({DEFAULT_WORKERS})"
+    )
     serve.add_argument(
         "--max-batch-rows",
         type=int,
@@ -102,7 +105,7 @@ def _serve_command(args: argparse.Namespace) -> int:
 
     sock = _bind(args.host, args.port)  # before the slow model load, so a busy port fails at once
 
-    from runners.environment import prepare_tensorflow
+    from tfx_compat import prepare_tensorflow
 
     prepare_tensorflow()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
@@ -110,8 +113,8 @@ def _serve_command(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from runners.serving_app import create_app, make_config
-    from runners.serving_models import ModelRepository
+    from serving.app import create_app, make_config
+    from serving.repository import ModelRepository
 
     repository = ModelRepository(
         model_dir, config.serving.model_name, poll_seconds=args.poll_seconds, canary=args.canary

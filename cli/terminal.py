@@ -1,7 +1,4 @@
-"""Process set-up for running TensorFlow/TFX quietly: environment variables and moving the log flood to a file.
-
-These are the only environment variables the application sets, and it sets them before TensorFlow is imported.
-"""
+"""Keeping the terminal readable during a run: TensorFlow's, Beam's and TFX's log flood goes to a file."""
 
 from __future__ import annotations
 
@@ -11,17 +8,6 @@ import sys
 import warnings
 from pathlib import Path
 from typing import TextIO
-
-
-def prepare_tensorflow() -> None:
-    """Settings TensorFlow reads at import time.
-
-    - TF_USE_LEGACY_KERAS: TFX 1.16 and TensorFlow Transform build Keras 2 (tf_keras) models; TensorFlow 2.16
-      would otherwise hand ``tf.keras`` to Keras 3.
-    - TF_CPP_MIN_LOG_LEVEL: keep TensorFlow's C++ start-up chatter out of the terminal (it also goes to the log).
-    """
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 
 def redirect_output_to_log(log_path: Path) -> TextIO:

@@ -16,7 +16,7 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.types.standard_artifacts import ExampleAnomalies, Schema
 
-from pipeline import anomalies as anomaly_text
+from pipeline.components import anomalies as anomaly_text
 
 
 class DataValidationError(RuntimeError):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.config import ConfigError, PipelineConfig, load_config
-from runners.errors import UserError
+from pipeline.config import PipelineConfig, load_config
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, *, default_profile: str, example: str) -> None:
@@ -22,8 +21,5 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, default_profile: st
 
 
 def config_from_arguments(args: argparse.Namespace, default_profile: str, **shortcuts: str | None) -> PipelineConfig:
-    """Loads the config the arguments name; a mistake in it becomes a one-line UserError."""
-    try:
-        return load_config(args.profile or default_profile, args.overrides, **shortcuts)
-    except ConfigError as error:
-        raise UserError(str(error)) from None
+    """Loads the config the arguments name; a mistake in it raises a ConfigError, which is a UserError."""
+    return load_config(args.profile or default_profile, args.overrides, **shortcuts)

@@ -22,7 +22,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from runners.serving_predict import DEFAULT_SIGNATURE, RequestError, Signature
+from serving.formats import DEFAULT_SIGNATURE, RequestError, Signature
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-BASELINE_MODEL_NAME = "baseline"  # the name TFX's Evaluator gives the baseline model in TFMA's output
-
 
 @dataclasses.dataclass
 class EvaluationMetrics:
@@ -39,7 +37,8 @@ def read_metrics(evaluation_uri: str) -> EvaluationMetrics:
             if key.is_diff or not value.HasField("double_value"):
                 continue
             number = value.double_value.value
-            is_baseline = key.model_name == BASELINE_MODEL_NAME
+            # TFX's Evaluator names the two models TFMA's way: tfma.CANDIDATE_KEY and tfma.BASELINE_KEY.
+            is_baseline = key.model_name == tfma.BASELINE_KEY
             if slice_name == "overall":
                 (result.baseline if is_baseline else result.candidate)[key.name] = number
             elif not is_baseline:

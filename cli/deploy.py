@@ -11,8 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from runners.arguments import add_config_arguments, config_from_arguments
-from runners.errors import UserError
+from cli.options import add_config_arguments, config_from_arguments
+from pipeline.errors import UserError
 
 TARGETS = ("vertex", "kubeflow", "airflow")
 DEFAULT_OUTPUT = {

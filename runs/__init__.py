@@ -1,0 +1,7 @@
+"""Reading runs back out of ML Metadata: the one layer that knows how TFX records a run.
+
+Opening the store (read-only), runs and their executions with one vocabulary of states, artifacts, evaluation
+results and anomalies. The end-of-run summary, the progress display, ``bench/`` and the run explorer read runs
+through here and nowhere else. Imports ``pipeline/`` (names, components' result readers) and ML Metadata; never
+``runners/``, ``cli/`` or ``ui/``, and never TensorFlow at import time.
+"""

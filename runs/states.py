@@ -1,0 +1,33 @@
+"""The states a component can be in, named once for the progress display, the summary, the reports and the UI.
+
+``done``, ``cached``, ``failed``, ``running`` come from ML Metadata's execution states; ``waiting`` and
+``not run`` are what a node without an execution in the run is (before and after the run ends).
+"""
+
+from __future__ import annotations
+
+from ml_metadata.proto import metadata_store_pb2
+
+WAITING = "waiting"
+RUNNING = "running"
+CACHED = "cached"
+DONE = "done"
+FAILED = "failed"
+NOT_RUN = "not run"
+NEW = "new"
+CANCELED = "canceled"
+UNKNOWN = "unknown"
+
+_FROM_MLMD = {
+    metadata_store_pb2.Execution.COMPLETE: DONE,
+    metadata_store_pb2.Execution.CACHED: CACHED,
+    metadata_store_pb2.Execution.FAILED: FAILED,
+    metadata_store_pb2.Execution.RUNNING: RUNNING,
+    metadata_store_pb2.Execution.NEW: NEW,
+    metadata_store_pb2.Execution.CANCELED: CANCELED,
+}
+
+
+def of_execution(execution: metadata_store_pb2.Execution) -> str:
+    """The state name of an ML Metadata execution."""
+    return _FROM_MLMD.get(execution.last_known_state, UNKNOWN)

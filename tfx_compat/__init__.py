@@ -1,0 +1,113 @@
+"""Every place this project relies on TFX, TensorFlow Transform or TensorFlow behaviour that is not public API.
+
+Checked against tfx 1.16.0, tensorflow-transform 1.16.0 and tensorflow 2.16.2 (``CHECKED_AGAINST``). Each helper
+says what it relies on; ``tests/unit/test_tfx_compat.py`` asserts each of those facts against the installed
+packages, so an upgrade that changes one fails that test by name instead of breaking a run in the middle.
+
+This package is the bottom of the house: it imports nothing of ours (``models/`` uses it too), and TensorFlow or
+TFX only inside the helpers that need them, so importing it is free.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+CHECKED_AGAINST = {"tfx": "1.16.0", "tensorflow-transform": "1.16.0", "tensorflow": "2.16.2"}
+
+
+def prepare_tensorflow() -> None:
+    """Sets the environment TensorFlow reads at import time; call it before anything imports TensorFlow.
+
+    - ``TF_USE_LEGACY_KERAS=1``: TFX 1.16 and TensorFlow Transform build Keras 2 (``tf_keras``) models;
+      TensorFlow 2.16 would otherwise hand ``tf.keras`` to Keras 3.
+    - ``TF_CPP_MIN_LOG_LEVEL=1``: keeps TensorFlow's C++ start-up chatter off the terminal.
+
+    These are the only environment variables the application sets; a value the user set wins.
+    """
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+
+# --- LocalDagRunner's progress, which it reports only in its log -----------------------------------------------
+# tfx/orchestration/local/local_dag_runner.py logs "Component %s is running." and "Component %s is finished."
+# around each node; tfx/orchestration/portable/launcher.py logs "A cached execution %d is used." in between when
+# the node's result comes from the cache. runners/local.py turns these lines into state changes.
+COMPONENT_RUNNING = re.compile(r"^Component (\S+) is running\.$")
+COMPONENT_FINISHED = re.compile(r"^Component (\S+) is finished\.$")
+CACHED_EXECUTION_USED = re.compile(r"^A cached execution \d+ is used\.$")
+
+# --- What TFX writes into ML Metadata under names of its own ---------------------------------------------------
+# tfx/orchestration/portable/mlmd/execution_lib.py: a failed execution's ExecutionResult (JSON) is kept in this
+# custom property.
+EXECUTION_RESULT_PROPERTY = "__execution_result__"
+# tfx/components/pusher/executor.py: custom properties of the PushedModel artifact.
+PUSHED_PROPERTY = "pushed"
+PUSHED_DESTINATION_PROPERTY = "pushed_destination"
+
+
+def init_component_with_spec(component: Any, spec: Any) -> None:
+    """Runs ``BaseComponent.__init__(spec=spec)`` for a subclass of a standard component whose own ``__init__``
+    would build its spec without our extra parameters (``CuratedSchemaGen`` over ``ImportSchemaGen``).
+
+    Relies on: the standard component's ``__init__`` does nothing but build its spec and call
+    ``BaseComponent.__init__(spec=...)`` (true of ImportSchemaGen in TFX 1.16).
+    """
+    from tfx.dsl.components.base import base_component
+
+    base_component.BaseComponent.__init__(component, spec=spec)
+
+
+def spec_class_with_inputs(base: type, inputs: dict[str, Any]) -> type:
+    """A subclass of the ``ComponentSpec`` ``base`` whose ``INPUTS`` are ``inputs``, for a component whose inputs
+    depend on the pipeline (the ModelSelector takes three channels per configured candidate).
+
+    Relies on: ``BaseComponent`` checks only that its spec is an instance of ``SPEC_CLASS`` (a subclass passes),
+    and the compilers read the inputs from the spec instance's class, not from ``SPEC_CLASS``.
+    """
+    return type(base.__name__, (base,), {"INPUTS": inputs})
+
+
+def name_airflow_artifacts_per_component(component: Any) -> None:
+    """Makes the legacy drivers name output artifacts ``<component>:<key>:<run id>`` instead of ``<key>:<run id>``.
+
+    TFX's Airflow orchestrator still runs the legacy component drivers, which name every output artifact
+    ``<output key>:<run id>``; ML Metadata wants names unique per artifact type, so two components with the same
+    output key and type in one run (SchemaGen and ImportSchemaGen both output ``schema``) collide and the second
+    fails with AlreadyExistsError. LocalDagRunner, Kubeflow and Vertex do not use these drivers.
+
+    Relies on: ``BaseDriver._prepare_output_artifacts(..., component_info)`` returns the output artifacts by key
+    before they are published, and ``component_info.component_id`` is the node id.
+    """
+    base = component.driver_class
+
+    class ComponentScopedNames(base):
+        def _prepare_output_artifacts(self, *args: Any, **kwargs: Any) -> Any:
+            outputs = super()._prepare_output_artifacts(*args, **kwargs)
+            component_id = kwargs.get("component_info", args[-1] if args else None).component_id
+            for artifacts in outputs.values():
+                for artifact in artifacts:
+                    artifact.name = f"{component_id}:{artifact.name}"
+            return outputs
+
+    ComponentScopedNames.__name__ = ComponentScopedNames.__qualname__ = f"ComponentScoped{base.__name__}"
+    component.driver_class = ComponentScopedNames
+
+
+def track_transform_graph(module: Any, transform_savedmodel_dir: str) -> Any:
+    """Loads TFT's Transform graph and makes ``module`` own its state, so ``tf.saved_model.save(module)`` keeps it.
+
+    Returns TFT's loader, whose ``apply_transform_model`` the serving signatures call. TFT's own
+    ``TransformFeaturesLayer`` does the same (``self._saved_model_loader_tracked_dict = loader.__dict__``), but
+    it is a Keras model, and saving one makes ``tf.saved_model.save`` re-trace every layer with autograph (over
+    10 s here) for Keras restore paths nobody uses.
+
+    Relies on: ``tensorflow_transform.saved.saved_transform_io_v2.SavedModelLoader`` keeps the trackable state of
+    the loaded graph in its instance attributes.
+    """
+    from tensorflow_transform.saved import saved_transform_io_v2
+
+    loader = saved_transform_io_v2.SavedModelLoader(transform_savedmodel_dir)
+    module.transform_graph_state = loader.__dict__
+    return loader
