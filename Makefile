@@ -5,7 +5,7 @@ UV := .tools/bin/uv
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench lock clean
+.PHONY: run test test-fast lint bench lock clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -23,6 +23,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The unit tests only (no pipeline run, no Airflow, no server): under a minute, for the edit-test loop.
+test-fast: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python -m pytest tests/unit $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

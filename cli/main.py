@@ -51,17 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_command(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from cli import summary
     from cli.preflight import check_inputs
     from cli.progress import make_display
     from cli.terminal import redirect_output_to_log
     from runners import local
 
-    config = config_from_arguments(args, "local", home=args.home, data_root=args.data)
     if args.no_cache:
-        config = dataclasses.replace(config, pipeline=dataclasses.replace(config.pipeline, enable_cache=False))
+        args.overrides.append("pipeline.enable_cache=false")
+    config = config_from_arguments(args, "local", home=args.home, data_root=args.data)
     check_inputs(config)  # before TensorFlow loads and the screen switches to the progress display
 
     log_path = Path(config.log_dir) / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"

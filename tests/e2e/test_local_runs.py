@@ -1,9 +1,9 @@
 """The whole pipeline under LocalDagRunner, for real: real TFX components, in-process Beam, a SQLite MLMD store.
 
-Runs on a 2,000-row slice of the bundled data with two small candidate models and few training steps. One pipeline
-home is shared by a chain of fixtures (cold run -> re-run -> re-run -> tuner run -> a run nobody passes), because
-each step is about what the previous one left behind; the runs that stop at the validation gate use homes of
-their own.
+Runs on a 2,000-row slice of the bundled data with two small candidate models and few training steps (the
+session's ``first_run``, see conftest.py). One pipeline home is shared by a chain of fixtures (cold run -> re-run
+-> re-run -> tuner run -> a run nobody passes), because each step is about what the previous one left behind; the
+runs that stop at the validation gate use homes of their own.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from small_run import CANDIDATES, SLICE_ROWS, SMALL_RUN
 from taxi_rows import read_rows, serialized_example, write_csv
 
 from models import features
@@ -23,18 +24,6 @@ from runners.local import RUN_CONFIG_PROPERTY, LocalRun, run_local
 from runs import report as run_report
 from runs.store import open_sqlite
 
-SLICE_ROWS = 2000
-CANDIDATES = ("wide_and_deep", "linear")
-SMALL_RUN = [
-    "training.train_steps=150",
-    "training.eval_steps=5",
-    f"candidates.names={','.join(CANDIDATES)}",
-    "evaluation.slice_features=trip_start_hour,payment_type",
-    "candidates.hyperparameters.wide_and_deep.batch_size=64",
-    "candidates.hyperparameters.wide_and_deep.hidden_units=16,8",
-    "candidates.hyperparameters.linear.batch_size=64",
-    "evaluation.min_auc=0.6",
-]
 UPSTREAM_OF_EVALUATORS = [
     "CsvExampleGen",
     "StatisticsGen",
@@ -50,19 +39,8 @@ DOWNSTREAM = ["latest_blessed_model_resolver", "Evaluator_wide_and_deep", "Evalu
 
 
 @pytest.fixture(scope="module")
-def data_slice(tmp_path_factory) -> str:
-    header, rows = read_rows(SLICE_ROWS)
-    return write_csv(tmp_path_factory.mktemp("data") / "slice", header, rows)
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("home")
-
-
-@pytest.fixture(scope="module")
-def first_run(home, data_slice) -> LocalRun:
-    return run_local(load_config("local", SMALL_RUN, home=str(home), data_root=data_slice))
+def home(shared_home) -> Path:
+    return shared_home
 
 
 @pytest.fixture(scope="module")

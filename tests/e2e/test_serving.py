@@ -1,8 +1,9 @@
 """``taxi-pipeline serve`` over real HTTP on 127.0.0.1, against a model the real pipeline trained and pushed.
 
-The pipeline runs once per module on a 2,000-row slice (as in test_e2e_local.py). A second version, where a test
-needs one, is the same real SavedModel copied to a higher version number, written the way the Pusher writes
-(``saved_model.pb`` last); the two versions predict alike, so the tests tell them apart by the version header.
+The model is the one the session's small pipeline run pushed (conftest.py), served from a home of these tests'
+own. A second version, where a test needs one, is the same real SavedModel copied to a higher version number,
+written the way the Pusher writes (``saved_model.pb`` last); the two versions predict alike, so the tests tell
+them apart by the version header.
 """
 
 from __future__ import annotations
@@ -27,23 +28,14 @@ import httpx
 import numpy as np
 import pytest
 import tensorflow as tf
-from taxi_rows import read_rows, serialized_example, write_csv
+from taxi_rows import read_rows, serialized_example
 
 from cli import main as cli
 from models import features
-from pipeline.config import PROJECT_DIR, load_config
-from runners.local import run_local
+from pipeline.config import PROJECT_DIR
 from serving.app import VERSION_HEADER, BackgroundServer, ServingApp, create_app, serve_in_background
 from serving.repository import SAVED_MODEL_FILE, ModelRepository
 
-SLICE_ROWS = 2000
-SMALL_RUN = [
-    "training.train_steps=150",
-    "training.eval_steps=5",
-    "candidates.names=wide_and_deep",  # one model to push is all these tests need
-    "candidates.hyperparameters.wide_and_deep.batch_size=64",
-    "evaluation.min_auc=0.6",
-]
 MODEL = "taxi"
 
 
@@ -59,13 +51,12 @@ def _typed(row: dict[str, str], fill_missing: bool) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
-    """A pipeline home whose serving directory holds one version pushed by a real (small) pipeline run."""
-    header, rows = read_rows(SLICE_ROWS)
-    data = write_csv(tmp_path_factory.mktemp("data"), header, rows)
-    home = tmp_path_factory.mktemp("home")
-    run = run_local(load_config("local", SMALL_RUN, home=str(home), data_root=data))
-    assert run.succeeded and run.report.pushed_path, run.error
+def home(first_run, tmp_path_factory) -> Path:
+    """A pipeline home whose serving directory holds one version: the one the session's first run pushed."""
+    assert first_run.succeeded and first_run.report.pushed_path, first_run.error
+    pushed = Path(first_run.report.pushed_path)
+    home = tmp_path_factory.mktemp("serving_home")
+    shutil.copytree(pushed, home / "serving" / MODEL / pushed.name)
     return home
 
 

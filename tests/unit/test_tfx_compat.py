@@ -1,0 +1,78 @@
+"""What ``tfx_compat`` relies on, asserted against the installed TFX, TensorFlow Transform and TensorFlow.
+
+Each test names one fact of ``tfx_compat``'s docstrings. After an upgrade, a failure here says which reliance
+broke, before a pipeline run or a deployment does.
+"""
+
+from __future__ import annotations
+
+import inspect
+from importlib import metadata
+
+import pytest
+
+import tfx_compat
+
+
+@pytest.mark.parametrize(("package", "version"), sorted(tfx_compat.CHECKED_AGAINST.items()))
+def test_the_installed_versions_are_the_ones_checked(package, version):
+    """An upgrade must re-check every reliance below and then update CHECKED_AGAINST."""
+    assert metadata.version(package) == version, f"tfx_compat was checked against {package} {version}"
+
+
+def test_local_dag_runner_still_logs_the_lines_the_progress_display_reads():
+    from tfx.orchestration.local import local_dag_runner
+    from tfx.orchestration.portable import launcher
+
+    runner_source = inspect.getsource(local_dag_runner)
+    assert "'Component %s is running.', node_id" in runner_source
+    assert "'Component %s is finished.', node_id" in runner_source
+    assert "'A cached execution %d is used.', execution.id" in inspect.getsource(launcher)
+    assert tfx_compat.COMPONENT_RUNNING.match("Component Transform is running.")[1] == "Transform"
+    assert tfx_compat.COMPONENT_FINISHED.match("Component Trainer_dnn is finished.")[1] == "Trainer_dnn"
+    assert tfx_compat.CACHED_EXECUTION_USED.match("A cached execution 42 is used.")
+
+
+def test_mlmd_property_names_are_tfxs_own():
+    from tfx.components.pusher import executor as pusher_executor
+    from tfx.orchestration.portable.mlmd import execution_lib
+
+    assert execution_lib._EXECUTION_RESULT == tfx_compat.EXECUTION_RESULT_PROPERTY
+    assert pusher_executor._PUSHED_KEY == tfx_compat.PUSHED_PROPERTY
+    assert pusher_executor._PUSHED_DESTINATION_KEY == tfx_compat.PUSHED_DESTINATION_PROPERTY
+
+
+def test_import_schema_gen_builds_its_own_spec_and_hands_it_to_base_component():
+    """``init_component_with_spec`` skips ImportSchemaGen.__init__; that is only safe while it does nothing else."""
+    from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+    from tfx.dsl.components.base import base_component
+
+    source = inspect.getsource(ImportSchemaGen.__init__)
+    assert "ImportSchemaGenSpec(" in source and "super().__init__(spec=spec)" in source
+    assert list(inspect.signature(base_component.BaseComponent.__init__).parameters)[:2] == ["self", "spec"]
+
+
+def test_a_component_accepts_a_subclass_of_its_spec_class_with_other_inputs():
+    from pipeline.components.curated_schema import CuratedSchemaGen
+    from pipeline.components.model_selection import ModelSelectorSpec
+
+    spec_class = tfx_compat.spec_class_with_inputs(ModelSelectorSpec, {})
+    assert issubclass(spec_class, ModelSelectorSpec) and spec_class.INPUTS == {}
+    component = CuratedSchemaGen(schema_file="/nonexistent/schema.pbtxt")
+    assert component.id == "ImportSchemaGen" and component.exec_properties["schema_fingerprint"] == ""
+
+
+def test_the_legacy_driver_still_prepares_output_artifacts_with_component_info():
+    from tfx.dsl.components.base import base_driver
+
+    parameters = inspect.signature(base_driver.BaseDriver._prepare_output_artifacts).parameters
+    assert "component_info" in parameters
+    assert "_prepare_output_artifacts(" in inspect.getsource(base_driver.BaseDriver.pre_execution)
+
+
+def test_tft_tracks_the_transform_graph_by_the_loaders_instance_dict():
+    """TFT's own TransformFeaturesLayer tracks the loader's state exactly as track_transform_graph does."""
+    from tensorflow_transform import output_wrapper
+
+    source = inspect.getsource(output_wrapper.TransformFeaturesLayer.__init__)
+    assert "self._saved_model_loader_tracked_dict = self._saved_model_loader.__dict__" in source
