@@ -1,18 +1,23 @@
-"""The ``compile`` and ``submit`` sub-commands of ``taxi-pipeline``: one pipeline, compiled for Vertex AI Pipelines,
-Kubeflow Pipelines or Airflow/Composer, and submitted to Vertex or Kubeflow.
+"""``taxi-pipeline compile`` and ``submit``: one pipeline, compiled for Vertex AI Pipelines, Kubeflow Pipelines or
+Airflow/Composer, and submitted to Vertex or Kubeflow.
 
-Only argparse is imported at module level; TensorFlow/TFX load inside ``compile`` for Vertex/Kubeflow, and
-``submit`` of an already compiled spec loads only the cloud client it needs.
+TensorFlow/TFX load inside ``compile`` for Vertex/Kubeflow only; ``submit`` of an already compiled spec loads only
+the cloud client it needs, so it takes seconds.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cli.options import add_config_arguments, config_from_arguments
-from pipeline.errors import UserError
+import click
+
+from cli.exit_codes import EXIT_FAILED, EXIT_OK
+from cli.options import config_options, load
+
+if TYPE_CHECKING:
+    from pipeline.config import PipelineConfig
 
 TARGETS = ("vertex", "kubeflow", "airflow")
 DEFAULT_OUTPUT = {
@@ -22,149 +27,151 @@ DEFAULT_OUTPUT = {
 }
 DEFAULT_PROFILE = {"vertex": "vertex", "kubeflow": "kubeflow", "airflow": "composer"}
 
-
-def _config_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser, default_profile="the runner's own", example="container.image=REGISTRY/IMAGE:TAG")
-    parser.add_argument("--home", default=None, help="prefix of every pipeline path, e.g. gs://BUCKET/taxi")
+_remote_config = config_options(default_profile="the runner's own", example="container.image=REGISTRY/IMAGE:TAG")
+_home = click.option("--home", default=None, help="Prefix of every pipeline path, e.g. gs://BUCKET/taxi.")
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
-    """Registers ``compile`` and ``submit`` on the ``taxi-pipeline`` parser."""
-    compile_parser = commands.add_parser(
-        "compile",
-        help="compile the pipeline for Vertex AI, Kubeflow Pipelines or Airflow (offline)",
-        description=(
-            "vertex/kubeflow: compile with KubeflowV2DagRunner into a pipeline-spec JSON (no cloud call). "
-            "airflow: write the DAG folder to upload to the Composer dags bucket."
-        ),
-    )
-    compile_parser.add_argument("--runner", choices=TARGETS, required=True)
-    compile_parser.add_argument("--output", default=None, help="file (vertex/kubeflow) or folder (airflow) to write")
-    _config_arguments(compile_parser)
-    compile_parser.set_defaults(handler=_compile_command)
-
-    submit = commands.add_parser(
-        "submit",
-        help="submit a compiled pipeline to Vertex AI Pipelines or a Kubeflow Pipelines host",
-        description=(
-            "Submit the compiled spec (--spec, or compile it now from --profile). Vertex: a PipelineJob, or with "
-            "--schedule a Vertex pipeline schedule. Kubeflow: a run (or recurring run) through the KFP API."
-        ),
-    )
-    submit.add_argument("--runner", choices=("vertex", "kubeflow"), required=True)
-    submit.add_argument("--spec", default=None, help="compiled spec to submit (default: compile now)")
-    submit.add_argument("--project", default=None, help="Google Cloud project (vertex.project)")
-    submit.add_argument("--region", default=None, help="Vertex AI region (vertex.region)")
-    submit.add_argument("--host", default=None, help="Kubeflow Pipelines API URL (kubeflow.host)")
-    submit.add_argument("--experiment", default=None, help="Kubeflow experiment (kubeflow.experiment)")
-    submit.add_argument(
-        "--param",
-        dest="params",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="runtime parameter: data_root, train_args, eval_args, eval_config, or the shorthands train_steps, "
-        "eval_steps, min_auc, max_auc_regression (repeatable)",
-    )
-    submit.add_argument("--label", dest="labels", action="append", default=[], metavar="KEY=VALUE")
-    submit.add_argument("--schedule", default=None, metavar="CRON", help='e.g. "0 3 * * *": schedule runs instead')
-    submit.add_argument("--wait", action="store_true", help="wait until the run finishes (vertex)")
-    submit.add_argument("--no-cache", action="store_true", help="re-run every step instead of reusing results")
-    submit.add_argument("--api-endpoint", default=None, help=argparse.SUPPRESS)  # private endpoints, tests
-    _config_arguments(submit)
-    submit.set_defaults(handler=_submit_command)
-
-
-def _load(args: argparse.Namespace, runner: str):
-    return config_from_arguments(args, DEFAULT_PROFILE[runner], home=args.home)
-
-
-def _compile_command(args: argparse.Namespace) -> int:
-    config = _load(args, args.runner)
-    output = Path(args.output or DEFAULT_OUTPUT[args.runner])
-    if args.runner == "airflow":
+@click.command(
+    "compile",
+    short_help="compile the pipeline for Vertex AI, Kubeflow Pipelines or Airflow (offline)",
+    help=(
+        "vertex/kubeflow: compile with KubeflowV2DagRunner into a pipeline-spec JSON (no cloud call). "
+        "airflow: write the DAG folder to upload to the Composer dags bucket."
+    ),
+)
+@click.option("--runner", type=click.Choice(TARGETS), required=True)
+@click.option("--output", default=None, help="File (vertex/kubeflow) or folder (airflow) to write.")
+@_remote_config
+@_home
+def compile_pipeline(
+    runner: str, output: str | None, profile: str | None, overrides: tuple[str, ...], home: str | None
+) -> int:
+    config = load(profile, DEFAULT_PROFILE[runner], overrides, home=home)
+    target = Path(output or DEFAULT_OUTPUT[runner])
+    if runner == "airflow":
         from runners import airflow
 
-        profile = args.profile or "composer"
-        written = airflow.write_dags_folder(config, output, profile=profile, overrides=args.overrides, home=args.home)
+        written = airflow.write_dags_folder(
+            config, target, profile=profile or DEFAULT_PROFILE[runner], overrides=overrides, home=home
+        )
         print(f"wrote {', '.join(str(path) for path in written)}")
         print("upload the folder's files to your Composer environment's dags/ folder (see docs/DEPLOY.md)")
-        return 0
-    from runners import kubeflow
-
-    _quiet_compile()
-    path = kubeflow.compile_spec(config, output, target=args.runner)
+        return EXIT_OK
+    path = _compile_spec(config, runner, target)
     print(f"wrote {path} (image {config.container.image})")
-    return 0
+    return EXIT_OK
 
 
-def _quiet_compile() -> None:
-    """TensorFlow's C++ start-up lines are not for the compile's user; warnings stay visible."""
+def _compile_spec(config: PipelineConfig, runner: str, output: Path) -> Path:
+    """Compiles the spec quietly: TensorFlow's C++ start-up lines are not for this command's user."""
     import logging
     import os
     import warnings
+
+    from runners import kubeflow
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     logging.getLogger("absl").setLevel(logging.ERROR)
+    return kubeflow.compile_spec(config, output, target=runner)
 
 
-def _spec_for(args: argparse.Namespace, config) -> Path:
-    if args.spec:
-        return Path(args.spec)
+@click.command(
+    "submit",
+    short_help="submit a compiled pipeline to Vertex AI Pipelines or a Kubeflow Pipelines host",
+    help=(
+        "Submit the compiled spec (--spec, or compile it now from --profile). Vertex: a PipelineJob, or with "
+        "--schedule a Vertex pipeline schedule. Kubeflow: a run (or recurring run) through the KFP API."
+    ),
+)
+@click.option("--runner", type=click.Choice(("vertex", "kubeflow")), required=True)
+@click.option("--spec", default=None, help="Compiled spec to submit (default: compile now).")
+@click.option("--project", default=None, help="Google Cloud project (vertex.project).")
+@click.option("--region", default=None, help="Vertex AI region (vertex.region).")
+@click.option("--host", default=None, help="Kubeflow Pipelines API URL (kubeflow.host).")
+@click.option("--experiment", default=None, help="Kubeflow experiment (kubeflow.experiment).")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Runtime parameter: data_root, train_args, eval_args, eval_config, or the shorthands train_steps, "
+    "eval_steps, min_auc, max_auc_regression (repeatable).",
+)
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE")
+@click.option("--schedule", default=None, metavar="CRON", help='E.g. "0 3 * * *": schedule runs instead.')
+@click.option("--wait", is_flag=True, help="Wait until the run finishes (vertex).")
+@click.option("--no-cache", is_flag=True, help="Re-run every step instead of reusing results.")
+@click.option("--api-endpoint", default=None, hidden=True)  # private endpoints, tests
+@_remote_config
+@_home
+def submit(
+    runner: str,
+    spec: str | None,
+    project: str | None,
+    region: str | None,
+    host: str | None,
+    experiment: str | None,
+    params: tuple[str, ...],
+    labels: tuple[str, ...],
+    schedule: str | None,
+    wait: bool,
+    no_cache: bool,
+    api_endpoint: str | None,
+    profile: str | None,
+    overrides: tuple[str, ...],
+    home: str | None,
+) -> int:
     from runners import kubeflow
 
-    _quiet_compile()
-    output = Path(DEFAULT_OUTPUT[args.runner])
-    print(f"compiling {output} from profile '{config.profile}' ...", file=sys.stderr)
-    return kubeflow.compile_spec(config, output, target=args.runner)
-
-
-def _submit_command(args: argparse.Namespace) -> int:
-    from runners import kubeflow
-
-    config = _load(args, args.runner)
-    if args.runner == "vertex":
+    config = load(profile, DEFAULT_PROFILE[runner], overrides, home=home)
+    enable_caching = False if no_cache else None
+    if runner == "vertex":
         from runners import vertex
 
-        project = args.project or config.vertex.project
-        if project in vertex.PLACEHOLDER_PROJECTS:
-            raise UserError("no Google Cloud project: pass --project PROJECT_ID or set vertex.project in the profile")
-        labels = vertex.parse_labels([*config.vertex.labels, *args.labels])
-        spec = _spec_for(args, config)
-        parameters = kubeflow.parse_parameters(kubeflow.read_spec(spec), args.params)
+        project = project or config.vertex.project
+        vertex.check_project(project)  # before a compile that takes half a minute
+        all_labels = vertex.parse_labels([*config.vertex.labels, *labels])
+        spec_path = _spec_for(spec, runner, config)
         try:
             name = vertex.submit(
-                spec,
+                spec_path,
                 project=project,
-                region=args.region or config.vertex.region,
-                parameters=parameters,
-                labels=labels,
+                region=region or config.vertex.region,
+                parameters=kubeflow.parse_parameters(kubeflow.read_spec(spec_path), list(params)),
+                labels=all_labels,
                 service_account=config.vertex.service_account,
-                enable_caching=False if args.no_cache else None,
-                schedule=args.schedule,
-                wait=args.wait,
-                api_endpoint=args.api_endpoint,
+                enable_caching=enable_caching,
+                schedule=schedule,
+                wait=wait,
+                api_endpoint=api_endpoint,
             )
         except RuntimeError as error:  # PipelineJob.wait() on a failed or cancelled job
             print(f"pipeline job failed: {str(error).splitlines()[0]}", file=sys.stderr)
-            return 1
+            return EXIT_FAILED
         print(f"created {name}")
-        return 0
+        return EXIT_OK
 
-    host = args.host or config.kubeflow.host
-    if not host:
-        raise UserError("no Kubeflow Pipelines host: pass --host URL or set kubeflow.host in the profile")
-    spec = _spec_for(args, config)
-    parameters = kubeflow.parse_parameters(kubeflow.read_spec(spec), args.params)
+    host = host or config.kubeflow.host
+    kubeflow.check_host(host)
+    spec_path = _spec_for(spec, runner, config)
     run_id = kubeflow.submit_to_kubeflow(
-        spec,
+        spec_path,
         host,
-        parameters,
-        experiment=args.experiment or config.kubeflow.experiment,
-        enable_caching=False if args.no_cache else None,
-        schedule=args.schedule,
+        kubeflow.parse_parameters(kubeflow.read_spec(spec_path), list(params)),
+        experiment=experiment or config.kubeflow.experiment,
+        enable_caching=enable_caching,
+        schedule=schedule,
     )
-    print(f"created {'recurring run' if args.schedule else 'run'} {run_id} on {host}")
-    return 0
+    print(f"created {'recurring run' if schedule else 'run'} {run_id} on {host}")
+    return EXIT_OK
+
+
+def _spec_for(spec: str | None, runner: str, config: PipelineConfig) -> Path:
+    """The spec to submit: the one given, or one compiled now from the profile."""
+    if spec:
+        return Path(spec)
+    output = Path(DEFAULT_OUTPUT[runner])
+    print(f"compiling {output} from profile '{config.profile}' ...", file=sys.stderr)
+    return _compile_spec(config, runner, output)

@@ -1,7 +1,9 @@
 """``taxi-pipeline``: the one command line users type.
 
-Sub-commands load only what they need, so ``--help`` and input mistakes answer at once; TensorFlow is imported
-only once a run really starts. User mistakes print one line (``error: ...``) and exit 2, never a traceback.
+One click group; each command lives in a module of its own (``run``, ``deploy``, ``serve``) and imports what it
+needs only once it runs, so ``--help`` and input mistakes answer at once, and TensorFlow is imported only when a
+run, a compile or the server really starts. User mistakes print one line (``error: ...``) and exit 2, never a
+traceback.
 
 Exit codes: 0 the run finished (blessed or not), 1 a component failed, 2 a user error, 3 the data failed
 validation and the run stopped at the gate, 130 interrupted (Ctrl-C).
@@ -9,91 +11,50 @@ validation and the run stopped at the gate, 130 interrupted (Ctrl-C).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
-import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import NoReturn
 
-from cli import deploy, serve
-from cli.options import add_config_arguments, config_from_arguments
+import click
+
+from cli import deploy, run, serve
+from cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, EXIT_VALIDATION
 from pipeline.errors import UserError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_VALIDATION, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
+    help="The TFX Chicago taxi pipeline: run it locally, compile it for Vertex AI / Kubeflow / Airflow.",
+)
+def taxi_pipeline() -> None:
+    """The command group; every command is added below."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="taxi-pipeline",
-        description="The TFX Chicago taxi pipeline: run it locally, compile it for Vertex AI / Kubeflow / Airflow.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    run = commands.add_parser(
-        "run",
-        help="run the whole pipeline on this machine",
-        description=(
-            "Run the pipeline with LocalDagRunner. Everything lands under --home: metadata.sqlite (ML Metadata), "
-            "pipeline_root/ (artifacts), serving/ (pushed models), logs/ and runs/ (config and summary of each run)."
-        ),
-    )
-    run.add_argument("--home", default=None, help="folder for everything of this installation (./pipeline_home)")
-    run.add_argument("--data", default=None, help="folder of CSV files with the taxi columns (the bundled data)")
-    run.add_argument("--no-cache", action="store_true", help="re-run every component instead of reusing results")
-    add_config_arguments(run, default_profile="local", example="training.train_steps=200")
-    run.set_defaults(handler=_run_command)
-    deploy.add_commands(commands)  # compile, submit (Vertex AI, Kubeflow, Airflow)
-    serve.add_commands(commands)  # serve (local TF Serving-compatible REST server)
-    return parser
-
-
-def _run_command(args: argparse.Namespace) -> int:
-    from cli import summary
-    from cli.preflight import check_inputs
-    from cli.progress import make_display
-    from cli.terminal import redirect_output_to_log
-    from runners import local
-
-    if args.no_cache:
-        args.overrides.append("pipeline.enable_cache=false")
-    config = config_from_arguments(args, "local", home=args.home, data_root=args.data)
-    check_inputs(config)  # before TensorFlow loads and the screen switches to the progress display
-
-    log_path = Path(config.log_dir) / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
-    terminal = redirect_output_to_log(log_path)
-    display = make_display(terminal, f"taxi pipeline '{config.pipeline.name}' ({config.profile})")
-    try:
-        with display:
-            result = local.run_local(config, on_start=display.attach, on_change=display.changed)
-        summary.print_summary(terminal, result, log_path)
-    except KeyboardInterrupt:
-        # stderr now goes to the log, so say it on the terminal. TFX commits each execution's outcome in one
-        # MLMD transaction, so the store stays consistent; the next run re-executes the interrupted component.
-        print(f"interrupted; the log is {log_path}", file=terminal, flush=True)
-        return EXIT_INTERRUPTED
-    except Exception:  # noqa: BLE001 - a bug of ours: keep the traceback in the log, tell the user where it is
-        logging.getLogger(__name__).exception("taxi-pipeline run failed")
-        print(f"error: internal failure, the traceback is in {log_path}", file=terminal, flush=True)
-        return EXIT_FAILED
-    terminal.flush()
-    if result.stopped_at_gate:
-        return EXIT_VALIDATION
-    return EXIT_OK if result.succeeded else EXIT_FAILED
+for command in (run.run, deploy.compile_pipeline, deploy.submit, serve.serve):
+    taxi_pipeline.add_command(command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Runs the command ``argv`` names and returns its exit code (the tests call this)."""
     try:
-        return args.handler(args)
+        arguments = list(argv) if argv is not None else None
+        code = taxi_pipeline.main(args=arguments, prog_name="taxi-pipeline", standalone_mode=False)
+    except click.ClickException as error:  # a malformed command line, in one line like every user mistake
+        hint = f" (see {error.ctx.command_path} --help)" if getattr(error, "ctx", None) else ""
+        print(f"error: {' '.join(error.format_message().split())}{hint}", file=sys.stderr)
+        return EXIT_USAGE
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, click.Abort):
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    return EXIT_OK if code is None else int(code)
+
+
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "EXIT_VALIDATION", "main", "console_main"]
 
 
 def console_main() -> NoReturn:

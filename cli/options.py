@@ -1,25 +1,41 @@
-"""The command-line arguments every sub-command shares: the config profile and ``--set`` overrides."""
+"""The options several commands share: the config profile, ``--set`` overrides and ``--home``.
+
+The config is loaded inside each command, not here, so ``--help`` imports neither pydantic nor the profiles.
+"""
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from pipeline.config import PipelineConfig, load_config
+import click
+
+if TYPE_CHECKING:
+    from pipeline.config import PipelineConfig
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, *, default_profile: str, example: str) -> None:
+def config_options(*, default_profile: str, example: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Adds ``--profile`` and the repeatable ``--set SECTION.KEY=VALUE``; ``example`` is shown in the help."""
-    parser.add_argument("--profile", default=None, help=f"config profile name or .toml path ({default_profile})")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help=f"override one config value, e.g. --set {example} (repeatable)",
-    )
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        command = click.option(
+            "--set",
+            "overrides",
+            multiple=True,
+            metavar="SECTION.KEY=VALUE",
+            help=f"Override one config value, e.g. --set {example} (repeatable).",
+        )(command)
+        return click.option("--profile", default=None, help=f"Config profile name or .toml path ({default_profile}).")(
+            command
+        )
+
+    return decorate
 
 
-def config_from_arguments(args: argparse.Namespace, default_profile: str, **shortcuts: str | None) -> PipelineConfig:
-    """Loads the config the arguments name; a mistake in it raises a ConfigError, which is a UserError."""
-    return load_config(args.profile or default_profile, args.overrides, **shortcuts)
+def load(
+    profile: str | None, default_profile: str, overrides: Sequence[str], **shortcuts: str | None
+) -> PipelineConfig:
+    """The config the options name; a mistake in it raises a ConfigError (a UserError: one line, exit 2)."""
+    from pipeline.config import load_config
+
+    return load_config(profile or default_profile, list(overrides), **shortcuts)

@@ -114,4 +114,3 @@ def make_display(stream: TextIO, title: str) -> LiveTable | PlainLines:
     """A live table on a terminal, plain lines otherwise."""
     console = Console(file=stream, highlight=False)
     return LiveTable(console, title) if console.is_terminal else PlainLines(console, title)
-

@@ -165,6 +165,12 @@ def _number(name: str, value: str) -> int | float:
             raise UserError(f"--param {name}={value!r}: expected a number") from None
 
 
+def check_host(host: str) -> None:
+    """A UserError when no Kubeflow Pipelines host is given."""
+    if not host:
+        raise UserError("no Kubeflow Pipelines host: pass --host URL or set kubeflow.host in the profile")
+
+
 def submit_to_kubeflow(
     spec_path: str | Path,
     host: str,
@@ -177,8 +183,7 @@ def submit_to_kubeflow(
 ) -> str:
     """Creates a run (or, with a 5-field cron ``schedule``, a recurring run) of the compiled spec on the Kubeflow
     Pipelines host; returns its id. Either spec format of ``compile_spec`` is accepted."""
-    if not host:
-        raise UserError("no Kubeflow Pipelines host: pass --host URL or set kubeflow.host in the profile")
+    check_host(host)
     spec = dict(pipeline_spec(read_spec(spec_path)))
     import tempfile
 

@@ -34,6 +34,12 @@ def parse_labels(items: Sequence[str]) -> dict[str, str]:
     return labels
 
 
+def check_project(project: str) -> None:
+    """A UserError unless ``project`` names a Google Cloud project (not empty, not the profiles' placeholder)."""
+    if project in PLACEHOLDER_PROJECTS:
+        raise UserError("no Google Cloud project: pass --project PROJECT_ID or set vertex.project in the profile")
+
+
 def _credentials(credentials: Any | None) -> Any:
     if credentials is not None:
         return credentials
@@ -70,8 +76,7 @@ def submit(
     Returns the resource name of the job or schedule. ``api_endpoint`` points the client at another Vertex API
     endpoint (a private one, or a local stand-in in tests); the REST transport is used so that works over HTTP.
     """
-    if project in PLACEHOLDER_PROJECTS:
-        raise UserError("no Google Cloud project: pass --project PROJECT_ID or set vertex.project in the profile")
+    check_project(project)
     if not region:
         raise UserError("no region: pass --region (e.g. us-central1) or set vertex.region in the profile")
     if not Path(spec_path).is_file():

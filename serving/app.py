@@ -18,22 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 import re
-import socket
-import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from serving.batching import Batcher
 from serving.formats import Prepared, RequestError, parse_json, prepare
@@ -263,40 +259,3 @@ def _metadata(model: LoadedVersion, name: str) -> dict[str, Any]:
         "model_spec": {"name": name, "signature_name": "", "version": str(model.version)},
         "metadata": {"signature_def": {"signature_def": defs}},
     }
-
-
-@dataclasses.dataclass
-class BackgroundServer:
-    """A uvicorn server running in a thread of this process (tests, benchmarks); ``stop()`` ends it."""
-
-    server: uvicorn.Server
-    thread: threading.Thread
-    url: str
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
-def make_config(app: ASGIApp, host: str, port: int) -> uvicorn.Config:
-    """uvicorn settings shared by the command line and the tests: no per-request access log (it costs ~10% here)."""
-    return uvicorn.Config(app, host=host, port=port, access_log=False, log_level="warning", timeout_graceful_shutdown=5)
-
-
-def serve_in_background(app: ASGIApp, host: str = "127.0.0.1") -> BackgroundServer:
-    """Starts ``app`` on a free port of ``host`` and returns once it accepts connections."""
-    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP (see runners/serving.py).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(make_config(app, host, port))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="uvicorn")
-    thread.start()
-    for _ in range(600):
-        if server.started or not thread.is_alive():
-            break
-        threading.Event().wait(0.05)
-    if not server.started:
-        raise RuntimeError("the server did not start")
-    return BackgroundServer(server=server, thread=thread, url=f"http://{host}:{port}")

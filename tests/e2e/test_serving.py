@@ -33,7 +33,8 @@ from taxi_rows import read_rows, serialized_example
 from cli import main as cli
 from models import features
 from pipeline.config import PROJECT_DIR
-from serving.app import VERSION_HEADER, BackgroundServer, ServingApp, create_app, serve_in_background
+from serving.app import VERSION_HEADER, ServingApp, create_app
+from serving.server import BackgroundServer, serve_in_background
 from serving.repository import SAVED_MODEL_FILE, ModelRepository
 
 MODEL = "taxi"

@@ -43,6 +43,9 @@ def test_help_does_not_load_tensorflow():
         (["run", "--set", "training.steps=5"], "error: --set: unknown key 'training.steps'"),
         (["run", "--set", "training.train_steps=lots"], "expected an integer, got 'lots'"),
         (["run", "--profile", "production"], "error: profile 'production' not found"),
+        (["run", "--bogus"], "error: No such option '--bogus'. (see taxi-pipeline run --help)"),
+        (["compile"], "error: Missing option '--runner'. Choose from: vertex, kubeflow, airflow"),
+        (["serve", "--port", "70000"], "error: Invalid value for '--port': 70000 is not in the range 0<=x<=65535"),
     ],
 )
 def test_user_mistakes_get_one_line_and_exit_2(tmp_path, args, message):
