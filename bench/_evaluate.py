@@ -156,33 +156,16 @@ def metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
 
 def component_times(metadata_path: Path) -> list[dict[str, Any]]:
     """Per pipeline run (oldest first): each component execution's state and seconds, as MLMD recorded them."""
-    from ml_metadata.metadata_store import metadata_store
-    from ml_metadata.proto import metadata_store_pb2
+    from runs import report
+    from runs.store import open_sqlite
 
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = str(metadata_path)
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    store = metadata_store.MetadataStore(config)
-    states = metadata_store_pb2.Execution.State
-    node_type_id = store.get_context_type("node").id
+    store = open_sqlite(metadata_path)
     runs = []
-    for context in sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: c.create_time_since_epoch):
-        nodes = []
-        for execution in sorted(store.get_executions_by_context(context.id), key=lambda e: e.id):
-            # A node context is named "<pipeline name>.<node id>".
-            node_ids = [
-                c.name.split(".", 1)[-1]
-                for c in store.get_contexts_by_execution(execution.id)
-                if c.type_id == node_type_id
-            ]
-            nodes.append(
-                {
-                    "node": node_ids[0] if node_ids else f"execution {execution.id}",
-                    "state": states.Name(execution.last_known_state).lower(),
-                    "seconds": (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000,
-                }
-            )
-        runs.append({"run_id": context.name, "components": nodes})
+    for pipeline in store.get_contexts_by_type("pipeline"):
+        for run_id in report.run_ids(store, pipeline.name):
+            components = report.read_components(store, pipeline.name, run_id)
+            nodes = [{"node": c.node_id, "state": c.state, "seconds": c.seconds} for c in components]
+            runs.append({"run_id": run_id, "components": nodes})
     return runs
 
 

@@ -116,6 +116,36 @@ def _artifact_type_name(store: metadata_store.MetadataStore, artifact: metadata_
     return store.get_artifact_types_by_id([artifact.type_id])[0].name
 
 
+def run_ids(store: metadata_store.MetadataStore, pipeline_name: str) -> list[str]:
+    """The pipeline's runs, oldest first: TFX makes each run's ``pipeline_run`` context a child of the pipeline's."""
+    pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if pipeline is None:
+        return []
+    runs = store.get_children_contexts_by_context(pipeline.id)
+    return [context.name for context in sorted(runs, key=lambda c: (c.create_time_since_epoch, c.id))]
+
+
+def read_components(
+    store: metadata_store.MetadataStore, pipeline_name: str, run_id: str, node_ids: Sequence[str] = ()
+) -> list[ComponentRecord]:
+    """Each component of the run ``run_id``: its state, seconds, error and execution, in execution order.
+
+    ``node_ids`` lists the pipeline's nodes in order so that nodes the run never reached show as "not run".
+    """
+    run_context = store.get_context_by_type_and_name("pipeline_run", run_id)
+    if run_context is None:
+        raise LookupError(f"pipeline '{pipeline_name}' has no run {run_id!r} in this store")
+    executions = sorted(store.get_executions_by_context(run_context.id), key=lambda e: e.id)
+    node_of_execution = _node_ids(store, pipeline_name)
+    records = {node_id: ComponentRecord(node_id, states.NOT_RUN) for node_id in node_ids}
+    for execution in executions:
+        node_id = node_of_execution.get(execution.id, f"execution {execution.id}")
+        seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
+        state = states.of_execution(execution)
+        records[node_id] = ComponentRecord(node_id, state, seconds, _error_message(execution), execution.id)
+    return list(records.values())
+
+
 def read_run(
     store: metadata_store.MetadataStore,
     pipeline_name: str,
@@ -125,31 +155,30 @@ def read_run(
 ) -> RunReport:
     """Reads the run ``run_id`` (default: the newest) of ``pipeline_name`` from ``store``.
 
-    ``node_ids`` lists the pipeline's nodes in order so that nodes the run never reached show as "not run";
-    ``candidates`` lists the candidate models in config order, so the report lists them in that order too.
+    Args:
+        store: an open ML Metadata store (``runs.store``).
+        pipeline_name: the pipeline's name (``pipeline.name`` of the config).
+        node_ids: the pipeline's nodes in order, so that nodes the run never reached show as "not run".
+        run_id: the run to read; the newest when None.
+        candidates: the candidate models in config order, so the report lists them in that order too.
+
+    Returns:
+        Each component's outcome, each candidate's evaluation, the selector's decision, the pushed model and
+        the anomalies, as ML Metadata and the components' outputs recorded them.
     """
     run_id = run_id or latest_run_id(store, pipeline_name)
     if run_id is None:
         raise LookupError(f"pipeline '{pipeline_name}' has no run in this store")
-    run_context = store.get_context_by_type_and_name("pipeline_run", run_id)
-    executions = sorted(store.get_executions_by_context(run_context.id), key=lambda e: e.id)
-
-    node_of_execution = _node_ids(store, pipeline_name)
-    records = {node_id: ComponentRecord(node_id, states.NOT_RUN) for node_id in node_ids}
     report = RunReport(
         pipeline_name=pipeline_name,
         run_id=run_id,
-        components=[],
+        components=read_components(store, pipeline_name, run_id, node_ids),
         candidates={name: CandidateRecord(name) for name in candidates},
     )
-    for execution in executions:
-        node_id = node_of_execution.get(execution.id, f"execution {execution.id}")
-        seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
-        state = states.of_execution(execution)
-        records[node_id] = ComponentRecord(node_id, state, seconds, _error_message(execution), execution.id)
-        for artifact in _outputs(store, execution.id):
-            _read_output(store, node_id, artifact, report)
-    report.components = list(records.values())
+    for component in report.components:
+        if component.execution_id is not None:
+            for artifact in _outputs(store, component.execution_id):
+                _read_output(store, component.node_id, artifact, report)
     return report
 
 

@@ -1,0 +1,98 @@
+"""The house's import rules, read from the source: which folder may import which, and no import circles.
+
+Every ``import`` counts, also one inside a function (a lazy import is still a dependency). The layers, bottom up:
+``tfx_compat`` <- ``models`` <- ``pipeline`` <- ``runs`` <- ``runners`` / ``serving`` / ``ui`` <- ``cli``
+(docs/ARCHITECTURE.md says why).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import PROJECT_DIR
+
+# Folder -> the folders of ours it may import (besides itself).
+ALLOWED = {
+    "tfx_compat": set(),
+    "models": {"tfx_compat"},
+    "pipeline": {"models", "tfx_compat"},
+    "runs": {"pipeline", "models", "tfx_compat"},
+    "runners": {"runs", "pipeline", "models", "tfx_compat"},
+    "serving": {"pipeline", "tfx_compat"},
+    "ui": {"runs", "pipeline", "models", "tfx_compat"},
+    "cli": {"ui", "runners", "serving", "runs", "pipeline", "models", "tfx_compat"},
+    "dags": {"runners"},
+}
+PACKAGES = [folder for folder in ALLOWED if (PROJECT_DIR / folder).is_dir()]
+
+
+def _modules() -> Iterator[tuple[str, Path]]:
+    for folder in PACKAGES:
+        for path in sorted((PROJECT_DIR / folder).rglob("*.py")):
+            parts = path.relative_to(PROJECT_DIR).with_suffix("").parts
+            yield ".".join(parts[:-1] if parts[-1] == "__init__" else parts), path
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module name this file imports, at module level or inside a function."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+MODULES = dict(_modules())
+
+
+def _graph() -> dict[str, set[str]]:
+    """Module -> the modules of ours it imports (``from pipeline import names`` is an edge to pipeline.names)."""
+    return {module: {name for name in _imports(path) if name in MODULES} - {module} for module, path in MODULES.items()}
+
+
+@pytest.mark.parametrize("folder", PACKAGES)
+def test_a_folder_imports_only_the_folders_below_it(folder):
+    wrong = []
+    for module, path in MODULES.items():
+        if module.split(".")[0] != folder:
+            continue
+        for name in _imports(path):
+            top = name.split(".")[0]
+            if top in ALLOWED and top != folder and top not in ALLOWED[folder]:
+                wrong.append(f"{path.relative_to(PROJECT_DIR)} imports {name}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_module_imports_itself_through_others():
+    graph = _graph()
+    circles = set()
+
+    def visit(module: str, trail: list[str]) -> None:
+        for target in graph[module]:
+            if target in trail:
+                circle = trail[trail.index(target) :]
+                start = circle.index(min(circle))
+                circles.add(" -> ".join(circle[start:] + circle[:start] + [min(circle)]))
+            elif len(trail) < 12:
+                visit(target, [*trail, target])
+
+    for module in graph:
+        visit(module, [module])
+    assert not circles, "\n".join(sorted(circles))
+
+
+def test_every_folder_says_what_lives_there():
+    """Each package opens with a docstring of its own (its ``__init__.py``), or a README where it is no package."""
+    for folder in [*PACKAGES, "pipeline/components"]:
+        init = PROJECT_DIR / folder / "__init__.py"
+        if init.is_file():
+            assert ast.get_docstring(ast.parse(init.read_text())), f"{folder}/__init__.py has no docstring"
+    for folder in ("tests", "bench", "data", "docs", "dags"):
+        assert (PROJECT_DIR / folder / "README.md").is_file(), f"{folder}/ has no README.md"
