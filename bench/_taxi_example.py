@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         # Copied once: the second (cached) run must see the very same file at the same path.
         shutil.copyfile(Path(example.__file__).with_name(MODULE_FILE_NAME), module_file)
 
-    pipeline = example._create_pipeline(  # noqa: SLF001 - the example exposes no public builder
+    # A private name: the example exposes no public builder of its pipeline.
+    pipeline = example._create_pipeline(
         pipeline_name=PIPELINE_NAME,
         pipeline_root=str(work / "pipeline_root"),
         data_root=str(data_root),

@@ -52,7 +52,7 @@ def run(home: str | None, data: str | None, no_cache: bool, profile: str | None,
         # MLMD transaction, so the store stays consistent; the next run re-executes the interrupted component.
         print(f"interrupted; the log is {log_path}", file=terminal, flush=True)
         return EXIT_INTERRUPTED
-    except Exception:  # noqa: BLE001 - a bug of ours: keep the traceback in the log, tell the user where it is
+    except Exception:  # a bug of ours: keep the traceback in the log, tell the user where it is
         logging.getLogger(__name__).exception("taxi-pipeline run failed")
         print(f"error: internal failure, the traceback is in {log_path}", file=terminal, flush=True)
         return EXIT_FAILED

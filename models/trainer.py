@@ -209,7 +209,9 @@ class CandidateSearch(keras_tuner.Tuner):
         self._candidate = candidate
         self._base = base
 
-    def run_trial(self, trial, x, validation_data, steps_per_epoch, validation_steps, **_):  # noqa: ANN001
+    def run_trial(  # KerasTuner's signature; its arguments are untyped there too
+        self, trial: Any, x: Any, validation_data: Any, steps_per_epoch: int, validation_steps: int | None, **_: Any
+    ) -> dict[str, float]:
         hparams = self._candidate.search_space(trial.hyperparameters, self._base)
         model = self._candidate.build(hparams)
         return train(model, x, steps_per_epoch, validation_data, validation_steps)

@@ -24,4 +24,3 @@ def open_sqlite(path: str | Path) -> metadata_store.MetadataStore:
     connection = metadata_store_pb2.ConnectionConfig()
     connection.sqlite.filename_uri = str(path)
     return open_store(connection)
-

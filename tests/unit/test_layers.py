@@ -1,6 +1,6 @@
 """The house's import rules, read from the source: which folder may import which, and no import circles.
 
-Every ``import`` counts, also one inside a function (a lazy import is still a dependency). The layers, bottom up:
+Every ``import`` counts, also one inside a function (``tests/import_graph.py``). The layers, bottom up:
 ``tfx_compat`` <- ``models`` <- ``pipeline`` <- ``runs`` <- ``runners`` / ``serving`` / ``ui`` <- ``cli``
 (docs/ARCHITECTURE.md says why).
 """
@@ -8,9 +8,8 @@ Every ``import`` counts, also one inside a function (a lazy import is still a de
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
-from pathlib import Path
 
+import import_graph
 import pytest
 
 from pipeline.config import PROJECT_DIR
@@ -28,33 +27,7 @@ ALLOWED = {
     "dags": {"runners"},
 }
 PACKAGES = [folder for folder in ALLOWED if (PROJECT_DIR / folder).is_dir()]
-
-
-def _modules() -> Iterator[tuple[str, Path]]:
-    for folder in PACKAGES:
-        for path in sorted((PROJECT_DIR / folder).rglob("*.py")):
-            parts = path.relative_to(PROJECT_DIR).with_suffix("").parts
-            yield ".".join(parts[:-1] if parts[-1] == "__init__" else parts), path
-
-
-def _imports(path: Path) -> set[str]:
-    """Every module name this file imports, at module level or inside a function."""
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return names
-
-
-MODULES = dict(_modules())
-
-
-def _graph() -> dict[str, set[str]]:
-    """Module -> the modules of ours it imports (``from pipeline import names`` is an edge to pipeline.names)."""
-    return {module: {name for name in _imports(path) if name in MODULES} - {module} for module, path in MODULES.items()}
+MODULES = import_graph.modules(PACKAGES)
 
 
 @pytest.mark.parametrize("folder", PACKAGES)
@@ -63,7 +36,7 @@ def test_a_folder_imports_only_the_folders_below_it(folder):
     for module, path in MODULES.items():
         if module.split(".")[0] != folder:
             continue
-        for name in _imports(path):
+        for name in import_graph.imports(path):
             top = name.split(".")[0]
             if top in ALLOWED and top != folder and top not in ALLOWED[folder]:
                 wrong.append(f"{path.relative_to(PROJECT_DIR)} imports {name}")
@@ -71,7 +44,7 @@ def test_a_folder_imports_only_the_folders_below_it(folder):
 
 
 def test_no_module_imports_itself_through_others():
-    graph = _graph()
+    graph = import_graph.graph()
     circles = set()
 
     def visit(module: str, trail: list[str]) -> None:
