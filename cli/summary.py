@@ -36,6 +36,8 @@ def _number(value: float | None) -> str:
 
 
 def print_summary(stream: TextIO, result: LocalRun, log_path: Path) -> None:
+    """Prints the run's component table, why it stopped or failed (if it did), the candidates' table, the
+    selection and where the winner was pushed, and the log's path, all from what ML Metadata recorded."""
     console = Console(file=stream, highlight=False)
     report = result.report
     rows = ((component.node_id, component.state, component.seconds) for component in report.components)

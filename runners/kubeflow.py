@@ -26,6 +26,14 @@ def compile_spec(config: PipelineConfig, output: str | Path, target: str = "vert
     (JSON is valid YAML). The image of every step is ``container.image``; with ``pipeline.runtime_parameters``
     on, the data root, the train/eval args and the evaluation config are runtime parameters whose defaults are
     this config's values (in ``runtimeConfig`` and as ``defaultValue`` of the root inputs).
+
+    Args:
+        config: a profile without an ML Metadata connection of its own (Vertex and Kubeflow bring theirs).
+        output: the JSON file to write; its folder is created.
+        target: "vertex" or "kubeflow", as above.
+
+    Returns:
+        The path written.
     """
     if target not in ("vertex", "kubeflow"):
         raise ValueError(f"unknown compile target {target!r}")
@@ -102,6 +110,13 @@ def parse_parameters(document: Mapping[str, Any], items: list[str]) -> dict[str,
 
     Besides the spec's own parameters, ``train_steps``, ``eval_steps``, ``min_auc`` and ``max_auc_regression``
     are accepted and written into the JSON of ``train_args``, ``eval_args`` and ``eval_config``.
+
+    Args:
+        document: the compiled spec (``read_spec``), whose root inputs declare the parameters.
+        items: ``name=value`` texts as the user typed them.
+
+    Returns:
+        The parameter values to submit, by name; a UserError names the first unknown or malformed item.
     """
     known = runtime_parameters(document)
     values: dict[str, Any] = {}
@@ -181,8 +196,21 @@ def submit_to_kubeflow(
     enable_caching: bool | None = None,
     schedule: str | None = None,
 ) -> str:
-    """Creates a run (or, with a 5-field cron ``schedule``, a recurring run) of the compiled spec on the Kubeflow
-    Pipelines host; returns its id. Either spec format of ``compile_spec`` is accepted."""
+    """Creates a run (or, with a 5-field cron ``schedule``, a recurring run) of the compiled spec on a Kubeflow
+    Pipelines host.
+
+    Args:
+        spec_path: a spec ``compile_spec`` wrote, in either format.
+        host: the KFP API endpoint.
+        parameters: runtime parameter values (``parse_parameters``).
+        experiment: the KFP experiment to file the run under (created if missing).
+        run_name: the run's (or recurring run's) name; KFP's default when None.
+        enable_caching: False forces every step to run; None keeps the spec's setting.
+        schedule: a 5-field cron expression for a recurring run instead of one run.
+
+    Returns:
+        The id of the run or recurring run. Any failure to reach or use the host is a one-line UserError.
+    """
     check_host(host)
     spec = dict(pipeline_spec(read_spec(spec_path)))
     import tempfile

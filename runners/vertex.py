@@ -73,8 +73,22 @@ def submit(
 ) -> str:
     """Creates a Vertex AI pipeline job from the compiled spec (or, with ``schedule``, a schedule of them).
 
-    Returns the resource name of the job or schedule. ``api_endpoint`` points the client at another Vertex API
-    endpoint (a private one, or a local stand-in in tests); the REST transport is used so that works over HTTP.
+    Args:
+        spec_path: the compiled spec (``runners.kubeflow.compile_spec`` with target "vertex").
+        project, region: where the job runs; the project must not be the profiles' placeholder.
+        parameters: runtime parameter values (``runners.kubeflow.parse_parameters``).
+        labels: labels put on the job (``parse_labels``).
+        service_account: the account the steps run as; the project's default when empty.
+        display_name: the job's name in the console; from the spec's file name when None.
+        enable_caching: False forces every step to run; None keeps the spec's setting.
+        schedule: a cron expression: create a Vertex pipeline schedule instead of one job.
+        wait: block until the job ends (a failed job raises RuntimeError).
+        api_endpoint: another Vertex API endpoint (a private one, or a local stand-in in tests); the REST
+            transport is used so that works over plain HTTP.
+        credentials: Google credentials; Application Default Credentials when None.
+
+    Returns:
+        The resource name of the job or schedule. Problems the user can fix are one-line UserErrors.
     """
     check_project(project)
     if not region:
