@@ -27,8 +27,6 @@ from pipeline import metadata
 from pipeline.config import PROJECT_DIR, PipelineConfig, load_config
 from pipeline.errors import UserError
 
-# Overrides added on the Airflow machine without editing the DAG file, separated by ";" or new lines.
-OVERRIDES_ENV = "TAXI_PIPELINE_OVERRIDES"
 # What the DAGs import on the workers, copied into the dags folder.
 PACKAGES = ("pipeline", "models", "runners", "tfx_compat")
 DAG_FILES = ("taxi_pipeline_dag.py", "taxi_vertex_schedule_dag.py")
@@ -38,8 +36,7 @@ SETTINGS_FILE = "dag_settings.json"
 
 def load_dag_config(profile: str, overrides: Sequence[str] = (), home: str | None = None) -> PipelineConfig:
     """The DAG's config: the profile, the overrides baked into the DAG file, then ``TAXI_PIPELINE_OVERRIDES``."""
-    extra = [item.strip() for item in os.environ.get(OVERRIDES_ENV, "").replace("\n", ";").split(";")]
-    return load_config(profile, [*overrides, *(item for item in extra if item)], home=home)
+    return load_config(profile, overrides, home=home, environment=os.environ)
 
 
 def dag_arguments(config: PipelineConfig) -> dict[str, Any]:
