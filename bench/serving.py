@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/serving.py --home /tmp/serve_home [--batch 1] [--requests 2000] [--concurrency 1,8,32]
 
-Needs a home with a pushed model (``taxi-pipeline run --home DIR`` once). The server runs as its own process, the
-way users start it (``taxi-pipeline serve``, loopback only); this process sends a bounded number of requests per
+Needs a home with a pushed model (``taxi-pipeline run --home DIR`` once). The server (``serving/``, whose
+``app.py`` and ``batching.py`` are the request path) runs as its own process, the way users start it
+(``taxi-pipeline serve``, ``cli/serve.py``; loopback only); this process sends a bounded number of requests per
 concurrency level over keep-alive connections and records each request's latency. The ceiling is ``serving_raw``
 called directly from as many threads, on the same rows, with tensors built once. Each level is warmed up first.
 
@@ -182,11 +183,11 @@ def _thread_level(call: Callable[[], Any], concurrency: int, requests: int) -> t
     return _summary(*run(requests))
 
 
-def _start_server(home: str, port: int, workers: int, extra: list[str]) -> subprocess.Popen[str]:
+def _start_server(home: str, port: int, options: list[str]) -> subprocess.Popen[str]:
     command = [
         str(Path(sys.executable).parent / "taxi-pipeline"),
-        *("serve", "--home", home, "--port", str(port), "--poll-seconds", "0", "--workers", str(workers)),
-        *extra,
+        *("serve", "--home", home, "--port", str(port), "--poll-seconds", "0"),
+        *options,
     ]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
@@ -213,7 +214,8 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=1, help="rows per request (1)")
     parser.add_argument("--requests", type=int, default=2000, help="requests per concurrency level (2000)")
     parser.add_argument("--concurrency", default="1,8,32", help="comma-separated levels (1,8,32)")
-    parser.add_argument("--workers", type=int, default=4, help="the server's prediction threads (4)")
+    # No default of its own: the server's (serving/settings.py) holds unless given.
+    parser.add_argument("--workers", type=int, help="the server's prediction threads (the server's default)")
     parser.add_argument(
         "--client", choices=("raw", "httpx"), default="raw", help="load generator: raw asyncio (default) or httpx"
     )
@@ -234,7 +236,8 @@ def main() -> int:
         port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
     # The server starts loading while this process loads TensorFlow.
-    server = _start_server(args.home, port, args.workers, args.serve_args.split())
+    options = ([] if args.workers is None else ["--workers", str(args.workers)]) + args.serve_args.split()
+    server = _start_server(args.home, port, options)
     try:
         prepare_tensorflow()
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -262,7 +265,7 @@ def main() -> int:
 
     print(
         f"\nmodel version {versions[-1].name}, batch {args.batch}, {args.requests} requests per level, "
-        f"server --workers {args.workers} {args.serve_args}".rstrip()
+        f"server {' '.join(options) or 'defaults'}"
         + f", {args.client} client, {os.cpu_count()} CPUs (client and server share them)\n"
     )
     header = f"{'concurrency':>11} | {'HTTP req/s':>10} {'p50 ms':>7} {'p99 ms':>7} | "

@@ -159,9 +159,7 @@ def run_local(
     return LocalRun(report=report, error=error)
 
 
-def _record_run(
-    config: PipelineConfig, report: run_report.RunReport, store: metadata_store.MetadataStore
-) -> None:
+def _record_run(config: PipelineConfig, report: run_report.RunReport, store: metadata_store.MetadataStore) -> None:
     """Saves the resolved config and the report under ``<home>/runs/<run id>/`` and the config in MLMD."""
     run_dir = Path(config.home) / "runs" / report.run_id.replace(":", "-")
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -1,10 +1,10 @@
-"""The HTTP side of ``taxi-pipeline serve``: TF Serving's REST API (``/v1/models/...``) on FastAPI and uvicorn.
+"""The HTTP side of ``taxi-pipeline serve``: TF Serving's REST API (``/v1/models/...``) on Starlette and uvicorn.
 
 On a small machine the cost of a prediction is mostly fixed per request and per TensorFlow call, and all of it
 but TensorFlow's own arithmetic holds the GIL, so the hot path is kept short:
 
-- ``POST ...:predict`` is answered by ``ServingApp`` directly, not routed through FastAPI; status, metadata and
-  every other path go to the FastAPI app.
+- ``POST ...:predict`` is answered by ``ServingApp`` directly, not routed through Starlette; status, metadata and
+  every other path go to a Starlette app.
 - A small body is decoded and checked on the event loop (tens of microseconds, less than a trip to a thread and
   back); a large one in the thread pool, so that it never stalls the others.
 - Checked requests wait in ``serving.batching``, which runs concurrent requests of the same loaded
@@ -21,20 +21,21 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from serving.batching import Batcher
 from serving.formats import Prepared, RequestError, parse_json, prepare
 from serving.repository import LoadedVersion, ModelRepository
-from serving.settings import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BODY_BYTES, DEFAULT_WORKERS
+from serving.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 
@@ -42,27 +43,27 @@ log = logging.getLogger(__name__)
 VERSION_HEADER = "X-Model-Version"
 # Bodies up to this size are decoded and checked on the event loop: that takes tens of microseconds, less than
 # handing them to a thread and back. Larger ones go to the thread pool, so a big request never stalls the others.
+# Not a setting: it trades two costs of this code, not anything a user chooses.
 INLINE_BODY_BYTES = 16 * 1024
 
 
-def create_app(
-    repository: ModelRepository,
-    *,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    workers: int = DEFAULT_WORKERS,
-    max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
-    batch_wait_s: float = 0.0,
-) -> ServingApp:
+def create_app(repository: ModelRepository, settings: ServerSettings | None = None) -> ServingApp:
     """The application; its lifespan starts and stops the repository's poller and the inference thread pool.
 
-    ``max_batch_rows`` and ``batch_wait_s`` tune the batching of concurrent requests into shared TensorFlow calls
-    (``serving.batching``); the returned app's ``batcher.stats`` tell what the batching did.
+    Args:
+        repository: the versions to serve; its poller runs while the app does.
+        settings: the body limit, the worker threads and the batching of concurrent requests into shared
+            TensorFlow calls (``serving.batching``); the defaults when None.
+
+    Returns:
+        The ASGI app; its ``batcher.stats`` tell what the batching did.
     """
-    executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="predict")
-    batcher = Batcher(executor, max_batch_rows=max_batch_rows, max_wait_s=batch_wait_s)
+    settings = settings or ServerSettings()
+    executor = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="predict")
+    batcher = Batcher(executor, max_batch_rows=settings.max_batch_rows, max_wait_s=settings.batch_wait_ms / 1000)
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
         repository.start_polling()
         try:
             yield
@@ -78,42 +79,43 @@ def create_app(
                     stats.largest_batch,
                 )
 
-    app = FastAPI(title="taxi model server", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    async def status(request: Request) -> JSONResponse:
+        name, version = _model_and_version(request.path_params)
+        return JSONResponse(repository.status(name, version))
 
-    @app.exception_handler(RequestError)
-    async def request_error(_: Request, error: RequestError) -> JSONResponse:
-        return JSONResponse({"error": str(error)}, status_code=error.status)
+    async def metadata(request: Request) -> JSONResponse:
+        name, version = _model_and_version(request.path_params)
+        chosen = repository.choose(name, _newest(repository) if version is None else version)
+        return JSONResponse(_metadata(chosen, name))
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code, headers=error.headers)
+    routes = [
+        Route("/v1/models/{name}", status),
+        Route("/v1/models/{name}/versions/{version}", status),
+        Route("/v1/models/{name}/metadata", metadata),
+        Route("/v1/models/{name}/versions/{version}/metadata", metadata),
+    ]
+    for route in routes:
+        route.methods = {"GET"}  # Starlette adds HEAD to a GET route; HEAD answers 405, as it always did here
+    fallback = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={RequestError: _request_error, HTTPException: _http_error, Exception: _internal_error},
+    )
+    return ServingApp(fallback, repository, batcher, executor, settings.max_body_bytes)
 
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": str(error)}, status_code=400)
 
-    @app.exception_handler(Exception)
-    async def internal_error(_: Request, error: Exception) -> JSONResponse:
-        log.exception("request failed")
-        return JSONResponse(_error_document(error), status_code=500)
+async def _request_error(_: Request, error: RequestError) -> JSONResponse:
+    return JSONResponse({"error": str(error)}, status_code=error.status)
 
-    @app.get("/v1/models/{name}")
-    async def model_status(name: str) -> dict[str, Any]:
-        return repository.status(name)
 
-    @app.get("/v1/models/{name}/versions/{version}")
-    async def version_status(name: str, version: str) -> dict[str, Any]:
-        return repository.status(name, _version(version))
+async def _http_error(_: Request, error: HTTPException) -> JSONResponse:
+    """Starlette's own refusals (404 for an unknown path, 405 for a wrong method) in the same ``{"error": ...}``."""
+    return JSONResponse({"error": str(error.detail)}, status_code=error.status_code, headers=error.headers)
 
-    @app.get("/v1/models/{name}/metadata")
-    async def model_metadata(name: str) -> dict[str, Any]:
-        return _metadata(repository.choose(name, _newest(repository)), name)
 
-    @app.get("/v1/models/{name}/versions/{version}/metadata")
-    async def version_metadata(name: str, version: str) -> dict[str, Any]:
-        return _metadata(repository.choose(name, _version(version)), name)
-
-    return ServingApp(app, repository, batcher, executor, max_body_bytes)
+async def _internal_error(_: Request, error: Exception) -> JSONResponse:
+    log.exception("request failed")
+    return JSONResponse(_error_document(error), status_code=500)
 
 
 # The predict paths, matched as Starlette matches "/v1/models/{name}:predict" and ".../versions/{version}:predict".
@@ -123,16 +125,16 @@ _VERSION_HEADER_BYTES = VERSION_HEADER.lower().encode()
 
 
 class ServingApp:
-    """The ASGI app: ``POST ...:predict`` answered directly, everything else (status, metadata, 404s) by FastAPI.
+    """The ASGI app: ``POST ...:predict`` answered directly, everything else (status, metadata, 404s) by Starlette.
 
-    Predictions are the hot path, and FastAPI's middleware, routing and dependency solving took about a fifth of a
-    small request's time on the event loop. The few lines here do the same for this one route: the statuses,
-    ``{"error": ...}`` bodies and headers that FastAPI's handlers give.
+    Predictions are the hot path, and a framework's middleware and routing (FastAPI's, with its dependency solving)
+    took about a fifth of a small request's time on the event loop. The few lines here do the same for this one
+    route: the statuses, ``{"error": ...}`` bodies and headers that the Starlette app's handlers give.
     """
 
     def __init__(
         self,
-        fallback: FastAPI,
+        fallback: Starlette,
         repository: ModelRepository,
         batcher: Batcher,
         executor: ThreadPoolExecutor,
@@ -155,8 +157,7 @@ class ServingApp:
 
     async def _predict(self, match: re.Match[str], scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            version = match.groupdict().get("version")
-            model = self.repository.choose(match["name"], None if version is None else _version(version))
+            model = self.repository.choose(*_model_and_version(match.groupdict()))
             body = await _read_body(receive, scope["headers"], self._max_body_bytes)
             if len(body) <= INLINE_BODY_BYTES:
                 prepared = _prepare(model, body)
@@ -167,7 +168,7 @@ class ServingApp:
             return  # nobody left to answer
         except RequestError as error:
             await _respond(send, error.status, _json({"error": str(error)}))
-        except Exception as error:  # noqa: BLE001 - a bug: answered with 500 and logged; the server goes on
+        except Exception as error:  # a bug: answered with 500 and logged; the server goes on
             log.exception("request failed")
             await _respond(send, 500, _json(_error_document(error)))
         else:
@@ -219,10 +220,12 @@ def _error_document(error: Exception) -> dict[str, str]:
     return {"error": f"internal error: {type(error).__name__}: {error}"}
 
 
-def _version(text: str) -> int:
-    if not text.isdigit():
-        raise RequestError(f"model version must be a non-negative integer, got {text!r}")
-    return int(text)
+def _model_and_version(path_params: Mapping[str, str]) -> tuple[str, int | None]:
+    """The model a path names, and its version if it names one (a 400 if that is not a number)."""
+    version = path_params.get("version")
+    if version is not None and not version.isdigit():
+        raise RequestError(f"model version must be a non-negative integer, got {version!r}")
+    return path_params["name"], None if version is None else int(version)
 
 
 def _newest(repository: ModelRepository) -> int | None:

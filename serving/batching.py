@@ -2,14 +2,14 @@
 
 Most of a small request's cost is fixed per TensorFlow call, not per row: turning 16 input columns into tensors
 and TensorFlow's structured-signature call take far longer than the model's arithmetic, and they hold the GIL.
-So prepared requests (already checked, see ``serving_predict.prepare``) for the same loaded signature wait in one
+So prepared requests (already checked, see ``serving.formats.prepare``) for the same loaded signature wait in one
 queue, a *lane*, and go to TensorFlow together: their columns are concatenated, the signature is called once and
 its outputs are cut back into each request's rows.
 
 There is no fixed wait by default: a lane calls TensorFlow as soon as it has a free slot, taking everything that
 arrived in the meantime (requests that arrive in the same event-loop turn already share a call). A lone request
 therefore waits for nothing, and under load the batches grow by themselves, while one call is running. A lane
-runs at most ``max_in_flight`` calls at a time, each at most ``max_batch_rows`` rows (a larger request goes
+runs at most ``MAX_IN_FLIGHT`` calls at a time, each at most ``max_batch_rows`` rows (a larger request goes
 alone).
 
 A request's answer can only come out of a shared call if it is the one it would get alone: every check that can
@@ -26,14 +26,15 @@ import contextlib
 import dataclasses
 import itertools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor
-from typing import Any
 
 from serving.formats import Prepared, answer, call, dumps
-from serving.settings import DEFAULT_MAX_BATCH_ROWS
 
 log = logging.getLogger(__name__)
+
+# TensorFlow calls one lane runs at a time; the requests that arrive while they run make the next call's batch.
+MAX_IN_FLIGHT = 1
 
 
 @dataclasses.dataclass
@@ -64,20 +65,17 @@ class Batcher:
     their results back with one ``call_soon_threadsafe`` per batch, so no lock is needed.
     """
 
-    def __init__(
-        self,
-        executor: Executor,
-        *,
-        max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
-        max_wait_s: float = 0.0,
-        max_in_flight: int = 1,
-    ):
-        if max_batch_rows < 1 or max_in_flight < 1 or max_wait_s < 0:
-            raise ValueError("max_batch_rows and max_in_flight must be positive and max_wait_s not negative")
+    def __init__(self, executor: Executor, *, max_batch_rows: int, max_wait_s: float):
+        """A batcher with no lanes yet; ``ServerSettings`` checks ``max_batch_rows`` and the wait.
+
+        Args:
+            executor: where the TensorFlow calls run.
+            max_batch_rows: rows one call takes at most; a larger request goes alone.
+            max_wait_s: how long a request that finds no call running may wait for others to join it; 0: not at all.
+        """
         self._executor = executor
         self.max_batch_rows = max_batch_rows
         self.max_wait_s = max_wait_s
-        self.max_in_flight = max_in_flight
         # Keyed by the signature's function object: requests of different versions or signatures never mix, and a
         # lane is dropped once idle, so an unloaded version leaves nothing behind.
         self._lanes: dict[int, _Lane] = {}
@@ -97,7 +95,7 @@ class Batcher:
             if isinstance(lane.scheduled, asyncio.TimerHandle):  # full: waiting for more is pointless
                 lane.scheduled.cancel()
                 lane.scheduled = None
-        elif self.max_wait_s > 0 and lane.scheduled is None and lane.in_flight < self.max_in_flight:
+        elif self.max_wait_s > 0 and lane.scheduled is None and lane.in_flight < MAX_IN_FLIGHT:
             lane.scheduled = loop.call_later(self.max_wait_s, self._dispatch, key, lane, loop)
         if lane.scheduled is None:
             # After this loop turn, so that requests whose bodies arrived in the same turn join this call.
@@ -108,7 +106,7 @@ class Batcher:
         if lane.scheduled is not None:
             lane.scheduled.cancel()  # when called from _finish: the pending one would find nothing to do
             lane.scheduled = None
-        while lane.queue and lane.in_flight < self.max_in_flight:
+        while lane.queue and lane.in_flight < MAX_IN_FLIGHT:
             batch: list[tuple[Prepared, asyncio.Future[bytes]]] = []
             rows = 0
             while lane.queue and (not batch or rows + lane.queue[0][0].rows <= self.max_batch_rows):
@@ -167,14 +165,20 @@ class Batcher:
             self._dispatch(key, lane, asyncio.get_running_loop())
 
 
-def run_batch(batch: Sequence[Prepared], encode: Callable[[Any], bytes] = dumps) -> list[bytes | BaseException]:
-    """Answers prepared requests of one signature with one TensorFlow call; per request its JSON or its error.
+def run_batch(batch: Sequence[Prepared]) -> list[bytes | BaseException]:
+    """Answers prepared requests of one signature with one TensorFlow call (in a worker thread).
 
     Falls back to one call per request when the shared call fails or its outputs cannot be cut into rows (an
     output without a row per input row), so the outcome of every request is the one it would have alone.
+
+    Args:
+        batch: requests whose ``signature`` is the same.
+
+    Returns:
+        Per request, in order, its JSON answer or the exception that fails it.
     """
     if len(batch) == 1:
-        return [_alone(batch[0], encode)]
+        return [_alone(batch[0])]
     signature = batch[0].signature
     total = sum(prepared.rows for prepared in batch)
     columns = {
@@ -188,21 +192,21 @@ def run_batch(batch: Sequence[Prepared], encode: Callable[[Any], bytes] = dumps)
         splittable = False
     if not splittable:
         log.debug("shared call of %d requests failed or gave unsplittable outputs; calling each alone", len(batch))
-        return [_alone(prepared, encode) for prepared in batch]
+        return [_alone(prepared) for prepared in batch]
     outcomes: list[bytes | BaseException] = []
     start = 0
     for prepared in batch:
         rows = slice(start, start + prepared.rows)
         start += prepared.rows
         try:
-            outcomes.append(encode(answer(prepared, {key: value[rows] for key, value in results.items()})))
+            outcomes.append(dumps(answer(prepared, {key: value[rows] for key, value in results.items()})))
         except Exception as error:  # noqa: BLE001 - one answer that cannot be encoded fails only its request
             outcomes.append(error)
     return outcomes
 
 
-def _alone(prepared: Prepared, encode: Callable[[Any], bytes]) -> bytes | BaseException:
+def _alone(prepared: Prepared) -> bytes | BaseException:
     try:
-        return encode(answer(prepared, call(prepared.signature, prepared.columns)))
+        return dumps(answer(prepared, call(prepared.signature, prepared.columns)))
     except Exception as error:  # noqa: BLE001 - handed to the request's future, which raises it in the handler
         return error

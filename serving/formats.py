@@ -116,14 +116,17 @@ class Prepared:
     form: str  # "instances" (answer "predictions") or "inputs" (answer "outputs")
 
 
-def predict(signatures: Mapping[str, Signature], request: Any) -> dict[str, Any]:
-    """Answers one ``:predict`` request document with the named (or default) signature, in one TensorFlow call."""
-    prepared = prepare(signatures, request)
-    return answer(prepared, call(prepared.signature, prepared.columns))
-
-
 def prepare(signatures: Mapping[str, Signature], request: Any) -> Prepared:
-    """Checks a ``:predict`` request document and converts its values; a 400 ``RequestError`` if it is wrong."""
+    """Checks a ``:predict`` request document and converts its values; a 400 ``RequestError`` if it is wrong.
+
+    Args:
+        signatures: the loaded version's signatures, by name.
+        request: the decoded JSON body (``parse_json``).
+
+    Returns:
+        The signature to call (``serving_default`` for rows with null values), its typed columns and the answer's
+        form.
+    """
     if not isinstance(request, dict):
         raise RequestError('the request must be a JSON object with an "instances" or an "inputs" key')
     name = request.get("signature_name", DEFAULT_SIGNATURE)
@@ -148,7 +151,15 @@ def prepare(signatures: Mapping[str, Signature], request: Any) -> Prepared:
 
 
 def call(signature: Signature, columns: Mapping[str, list[Any]]) -> dict[str, np.ndarray]:
-    """One TensorFlow call of ``signature`` on prepared columns; its outputs as numpy arrays (strings as text)."""
+    """One TensorFlow call of ``signature``; a 400 ``RequestError`` if TensorFlow refuses an input.
+
+    Args:
+        signature: the signature to call.
+        columns: its inputs, as ``Prepared.columns`` holds them (of one request, or of several concatenated).
+
+    Returns:
+        Each output by name as a numpy array with a row per input row (strings decoded as text).
+    """
     tensors = {key: _tensor(values, signature.specs[key]) for key, values in columns.items()}
     try:
         outputs = signature.function(**tensors)
@@ -163,7 +174,15 @@ def call(signature: Signature, columns: Mapping[str, list[Any]]) -> dict[str, np
 
 
 def answer(prepared: Prepared, results: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """The response document for ``prepared`` from its rows of the signature's outputs, shaped as TF Serving does."""
+    """The response document for ``prepared``, shaped as TF Serving shapes it.
+
+    Args:
+        prepared: the request.
+        results: ``call``'s outputs for this request's rows only.
+
+    Returns:
+        ``{"predictions": ...}`` for ``instances``, ``{"outputs": ...}`` for ``inputs``.
+    """
     if prepared.form == "instances":
         if len(results) == 1:
             return {"predictions": next(iter(results.values())).tolist()}
@@ -175,6 +194,7 @@ def answer(prepared: Prepared, results: Mapping[str, np.ndarray]) -> dict[str, A
 
 
 def dumps(document: Mapping[str, Any]) -> bytes:
+    """A response body: compact JSON, as TF Serving writes it."""
     return json.dumps(document, separators=(",", ":")).encode()
 
 

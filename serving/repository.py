@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import random
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,6 @@ SAVED_MODEL_FILE = "saved_model.pb"
 @dataclasses.dataclass(frozen=True)
 class LoadedVersion:
     version: int
-    path: str
     signatures: Mapping[str, Signature]
     saved_model: Any  # holds the restored variables and functions for as long as a request may use them
 
@@ -74,28 +73,25 @@ def load_version(path: Path) -> LoadedVersion:
             warm.function(**dummy)
         except tf.errors.OpError as error:  # a model that cannot take zeros may still take real rows
             log.warning("warm-up call of %s failed: %s", path, error.message.splitlines()[0])
-    return LoadedVersion(version=int(path.name), path=str(path), signatures=signatures, saved_model=saved_model)
+    return LoadedVersion(version=int(path.name), signatures=signatures, saved_model=saved_model)
 
 
 class ModelRepository:
     """The servable versions of one model: what is on disk, what is loaded, and which version a request gets."""
 
-    def __init__(
-        self,
-        base_dir: str | Path,
-        name: str,
-        *,
-        poll_seconds: float = 2.0,
-        canary: float = 0.0,
-        loader: Callable[[Path], LoadedVersion] = load_version,
-    ):
-        if not 0.0 <= canary < 1.0:
-            raise ValueError(f"canary must be in [0, 1), got {canary}")
+    def __init__(self, base_dir: str | Path, name: str, *, poll_seconds: float, canary: float):
+        """Nothing is loaded until ``refresh()``; ``ServerSettings`` checks ``poll_seconds`` and ``canary``.
+
+        Args:
+            base_dir: the model's serving directory, holding a folder per version (``<serving dir>/<model>``).
+            name: the model's name in request paths.
+            poll_seconds: how often ``start_polling`` looks for new versions; 0: never.
+            canary: the newest version's share of the requests that name no version (0: off; below 1).
+        """
         self.base_dir = Path(base_dir)
         self.name = name
         self.poll_seconds = poll_seconds
         self.canary = canary
-        self._loader = loader
         self._snapshot = Snapshot(versions={}, failures={})
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
@@ -136,7 +132,7 @@ class ModelRepository:
                 if version in failures and failures[version].stamp == stamp:
                     continue  # still the same broken files; try the next older version
                 try:
-                    versions[version] = self._loader(path)
+                    versions[version] = load_version(path)
                     failures.pop(version, None)
                     log.info("loaded %s version %d from %s", self.name, version, path)
                 except Exception as error:  # noqa: BLE001 - any unloadable version must leave serving intact
@@ -169,11 +165,19 @@ class ModelRepository:
         while not self._stop.wait(self.poll_seconds):
             try:
                 self.refresh()
-            except Exception:  # noqa: BLE001 - e.g. the directory vanished for a moment; try again next time
+            except Exception:  # e.g. the directory vanished for a moment; try again next time
                 log.exception("polling %s failed", self.base_dir)
 
     def choose(self, name: str, version: int | None = None) -> LoadedVersion:
-        """The version a request gets: the one it names, else the newest, or the previous one outside the canary."""
+        """The version a request gets: the one it names, else the newest, or the previous one outside the canary.
+
+        Args:
+            name: the model the request names; another than this repository's is a 404.
+            version: the version it names, if any; one that is not loaded is a 404.
+
+        Returns:
+            The loaded version; the request keeps it to the end, whatever a refresh swaps in meanwhile.
+        """
         if name != self.name:
             raise RequestError(f"Servable not found for request: {_describe(name, version)}", status=404)
         snapshot = self._snapshot
@@ -194,7 +198,15 @@ class ModelRepository:
         return snapshot.versions[order[0]]
 
     def status(self, name: str, version: int | None = None) -> dict[str, Any]:
-        """TF Serving's GetModelStatus answer: loaded versions AVAILABLE, versions that failed to load END."""
+        """TF Serving's GetModelStatus answer: loaded versions AVAILABLE, versions that failed to load END.
+
+        Args:
+            name: the model the request names; another than this repository's is a 404.
+            version: only this version's entry (a 404 if it has none); all of them when None.
+
+        Returns:
+            ``{"model_version_status": [...]}``, newest first.
+        """
         if name != self.name:
             raise RequestError(f"Could not find any versions of model {name}", status=404)
         snapshot = self._snapshot

@@ -13,6 +13,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from pipeline.errors import UserError
+from serving.settings import ServerSettings
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -49,8 +50,9 @@ def make_config(app: ASGIApp, host: str, port: int) -> uvicorn.Config:
     return uvicorn.Config(app, host=host, port=port, access_log=False, log_level="warning", timeout_graceful_shutdown=5)
 
 
-def serve_in_background(app: ASGIApp, host: str = "127.0.0.1") -> BackgroundServer:
-    """Starts ``app`` on a free port of ``host`` and returns once it accepts connections."""
+def serve_in_background(app: ASGIApp) -> BackgroundServer:
+    """Starts ``app`` on a free port of the default host (loopback) and returns once it accepts connections."""
+    host = ServerSettings().host
     sock = bind(host, 0)
     port = sock.getsockname()[1]
     server = uvicorn.Server(make_config(app, host, port))

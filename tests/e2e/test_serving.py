@@ -33,9 +33,11 @@ from taxi_rows import read_rows, serialized_example
 from cli import main as cli
 from models import features
 from pipeline.config import PROJECT_DIR
+from pipeline.errors import UserError
 from serving.app import VERSION_HEADER, ServingApp, create_app
-from serving.server import BackgroundServer, serve_in_background
 from serving.repository import SAVED_MODEL_FILE, ModelRepository
+from serving.server import BackgroundServer, serve_in_background
+from serving.settings import ServerSettings
 
 MODEL = "taxi"
 
@@ -74,7 +76,7 @@ def saved_model(pushed):
 
 @pytest.fixture(scope="module")
 def server(pushed) -> Iterator[BackgroundServer]:
-    repository = ModelRepository(pushed.parent, MODEL, poll_seconds=0)
+    repository = ModelRepository(pushed.parent, MODEL, poll_seconds=0, canary=0)
     repository.refresh()
     running = serve_in_background(create_app(repository))
     yield running
@@ -237,9 +239,10 @@ def _batching_server(pushed: Path, *, max_batch_rows: int) -> Iterator[tuple[Bac
     The long wait makes the concurrent requests of a test share one call whenever they arrive; it costs nothing
     when they all come, because a full batch goes at once. (The production default waits for nothing.)
     """
-    repository = ModelRepository(pushed.parent, MODEL, poll_seconds=0)
+    repository = ModelRepository(pushed.parent, MODEL, poll_seconds=0, canary=0)
     repository.refresh()
-    app = create_app(repository, max_batch_rows=max_batch_rows, batch_wait_s=10.0)
+    app = create_app(repository, ServerSettings(max_batch_rows=max_batch_rows))
+    app.batcher.max_wait_s = 10.0  # beyond --batch-wait-ms's 1 s, which ServerSettings enforces
     running = serve_in_background(app)
     try:
         yield running, app
@@ -355,7 +358,7 @@ def own_serving_dir(pushed, tmp_path_factory) -> Path:
 
 def test_new_version_is_picked_up_without_a_failed_request(own_serving_dir, instances):
     first = int(next(own_serving_dir.iterdir()).name)
-    repository = ModelRepository(own_serving_dir, MODEL, poll_seconds=0.2)
+    repository = ModelRepository(own_serving_dir, MODEL, poll_seconds=0.2, canary=0)
     repository.refresh()
     running = serve_in_background(create_app(repository))
     outcomes: list[tuple[float, int, str]] = []
@@ -421,7 +424,7 @@ def test_a_broken_new_version_is_reported_and_the_last_good_one_keeps_serving(ow
     broken = own_serving_dir / str(good + 1)
     broken.mkdir()
     (broken / SAVED_MODEL_FILE).write_bytes(b"not a SavedModel")
-    repository = ModelRepository(own_serving_dir, MODEL, poll_seconds=0)
+    repository = ModelRepository(own_serving_dir, MODEL, poll_seconds=0, canary=0)
     try:
         repository.refresh()
         running = serve_in_background(create_app(repository))
@@ -453,6 +456,8 @@ def test_serve_without_pushed_models_is_a_one_line_user_error(tmp_path, capsys):
 def test_serve_rejects_options_out_of_range(home, capsys, option, value):
     assert cli.main(["serve", "--home", str(home), option, value]) == cli.EXIT_USAGE
     assert option in capsys.readouterr().err
+    with pytest.raises(UserError, match=f"'{option}': .* is not in the range"):  # the same rule, made in code
+        ServerSettings(**{option.removeprefix("--").replace("-", "_"): float(value)})
 
 
 def test_serve_help_loads_neither_tensorflow_nor_the_web_stack():
@@ -461,7 +466,7 @@ def test_serve_help_loads_neither_tensorflow_nor_the_web_stack():
         "from cli import main as cli\n"
         "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
         "    cli.main(['serve', '--help'])\n"
-        "print(sorted(m for m in ('tensorflow', 'fastapi', 'uvicorn') if m in sys.modules))\n"
+        "print(sorted(m for m in ('tensorflow', 'fastapi', 'starlette', 'uvicorn') if m in sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_DIR, check=True)
     assert result.stdout.strip() == "[]"

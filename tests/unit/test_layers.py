@@ -67,5 +67,6 @@ def test_every_folder_says_what_lives_there():
         init = PROJECT_DIR / folder / "__init__.py"
         if init.is_file():
             assert ast.get_docstring(ast.parse(init.read_text())), f"{folder}/__init__.py has no docstring"
-    for folder in ("tests", "bench", "data", "docs", "dags"):
+    # data/ is the one exception: CsvExampleGen reads every file in it, so it holds the CSV alone (README.md says).
+    for folder in ("tests", "bench", "docs", "dags"):
         assert (PROJECT_DIR / folder / "README.md").is_file(), f"{folder}/ has no README.md"
