@@ -14,3 +14,21 @@ SMALL_RUN = [
     "candidates.hyperparameters.linear.batch_size=64",
     "evaluation.min_auc=0.6",
 ]
+
+# The nodes of a pipeline with those candidates: what runs before the Evaluators, and the rest.
+UPSTREAM_OF_EVALUATORS = [
+    "CsvExampleGen",
+    "StatisticsGen",
+    "SchemaGen",
+    "ImportSchemaGen",
+    "ExampleValidator",
+    "ValidationGate",
+    "Transform",
+    *(f"Trainer_{name}" for name in CANDIDATES),
+]
+DOWNSTREAM = [
+    "latest_blessed_model_resolver",
+    *(f"Evaluator_{name}" for name in CANDIDATES),
+    "ModelSelector",
+    "Pusher",
+]

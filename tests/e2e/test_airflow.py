@@ -15,26 +15,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from small_run import CANDIDATES, DOWNSTREAM, UPSTREAM_OF_EVALUATORS
 
 from pipeline.config import PROJECT_DIR
 
 VENV_BIN = Path(sys.executable).parent
-NODES = {
-    "CsvExampleGen",
-    "StatisticsGen",
-    "SchemaGen",
-    "ImportSchemaGen",
-    "ExampleValidator",
-    "ValidationGate",
-    "Transform",
-    "Trainer_wide_and_deep",
-    "Trainer_linear",
-    "latest_blessed_model_resolver",
-    "Evaluator_wide_and_deep",
-    "Evaluator_linear",
-    "ModelSelector",
-    "Pusher",
-}
+NODES = {*UPSTREAM_OF_EVALUATORS, *DOWNSTREAM}
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +49,7 @@ def airflow_setup(tmp_path_factory):
         "evaluation.min_auc=0.0",
         "evaluation.max_auc_regression=1.0",
         "airflow.retries=0",
-        "candidates.names=wide_and_deep,linear",
+        f"candidates.names={','.join(CANDIDATES)}",
     ]
     compile_command = [str(VENV_BIN / "taxi-pipeline"), "compile", "--runner", "airflow"]
     compile_command += ["--output", str(root / "dags"), "--home", str(home)]

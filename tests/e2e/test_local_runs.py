@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from small_run import CANDIDATES, SLICE_ROWS, SMALL_RUN
+from small_run import CANDIDATES, DOWNSTREAM, SLICE_ROWS, SMALL_RUN, UPSTREAM_OF_EVALUATORS
 from taxi_rows import read_rows, serialized_example, write_csv
 
 from models import features
@@ -23,19 +23,6 @@ from pipeline.config import load_config
 from runners.local import RUN_CONFIG_PROPERTY, LocalRun, run_local
 from runs import report as run_report
 from runs.store import open_sqlite
-
-UPSTREAM_OF_EVALUATORS = [
-    "CsvExampleGen",
-    "StatisticsGen",
-    "SchemaGen",
-    "ImportSchemaGen",
-    "ExampleValidator",
-    "ValidationGate",
-    "Transform",
-    "Trainer_wide_and_deep",
-    "Trainer_linear",
-]
-DOWNSTREAM = ["latest_blessed_model_resolver", "Evaluator_wide_and_deep", "Evaluator_linear", "ModelSelector", "Pusher"]
 
 
 @pytest.fixture(scope="module")
