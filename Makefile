@@ -20,14 +20,17 @@ $(STAMP): requirements.lock setup.py $(UV)
 run: $(STAMP)
 	$(VENV)/bin/taxi-pipeline run $(ARGS)
 
+# The unit tests run on two processes (pytest-xdist): each pays TensorFlow's import once, and then they take
+# half the time. The end-to-end tests run in one process, which builds the small pipeline run they share once.
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n 2 tests/unit $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest tests/e2e $(PYTEST_ARGS)
 
 # The unit tests only (no pipeline run, no Airflow, no server): under a minute, for the edit-test loop.
 test-fast: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/python -m pytest tests/unit $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n 2 tests/unit $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
