@@ -12,8 +12,9 @@ from pathlib import Path
 
 import click
 
-from cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_VALIDATION
+from cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, EXIT_VALIDATION
 from cli.options import config_options, load
+from pipeline.errors import UserError
 
 
 @click.command(
@@ -34,19 +35,29 @@ def run(home: str | None, data: str | None, no_cache: bool, profile: str | None,
     from cli.progress import make_display
     from cli.terminal import redirect_output_to_log
     from runners import local
+    from runs import active
 
     if no_cache:
         overrides = (*overrides, "pipeline.enable_cache=false")
     config = load(profile, "local", overrides, home=home, data_root=data)
     check_inputs(config)  # before TensorFlow loads and the screen switches to the progress display
+    busy = active.current(config.home)
+    if busy is not None:  # said before the screen switches; the runner's lock is what really keeps runs apart
+        raise active.HomeBusyError(active.busy_message(Path(config.home), busy))
 
+    run_id = local.new_run_id()
     log_path = Path(config.log_dir) / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
     terminal = redirect_output_to_log(log_path)
     display = make_display(terminal, f"taxi pipeline '{config.pipeline.name}' ({config.profile})")
     try:
         with display:
-            result = local.run_local(config, on_start=display.attach, on_change=display.changed)
+            result = local.run_local(
+                config, run_id=run_id, log_path=log_path, on_start=display.attach, on_change=display.changed
+            )
         summary.print_summary(terminal, result, log_path)
+    except UserError as error:  # another run took the home in the meantime
+        print(f"error: {error}", file=terminal, flush=True)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         # stderr now goes to the log, so say it on the terminal. TFX commits each execution's outcome in one
         # MLMD transaction, so the store stays consistent; the next run re-executes the interrupted component.

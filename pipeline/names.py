@@ -25,6 +25,13 @@ SELECTION_REASON = "selection_reason"
 SELECTION_SCORES = "selection_scores"
 
 
+# Custom properties a local run records on its ``pipeline_run`` context, for the run explorer: the resolved
+# config (JSON), the pipeline's nodes with their upstream nodes (JSON), and the run's log file.
+RUN_CONFIG = "taxi_pipeline_config"
+RUN_DAG = "taxi_pipeline_dag"
+RUN_LOG = "taxi_pipeline_log"
+
+
 def tuner(candidate: str) -> str:
     return f"Tuner_{candidate}"
 

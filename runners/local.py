@@ -8,6 +8,8 @@ before TensorFlow loads is the command line's job (``cli/preflight.py``).
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import json
 import logging
 import threading
 import time
@@ -20,11 +22,9 @@ import tfx_compat
 from pipeline import metadata, names
 from pipeline.config import PipelineConfig
 from pipeline.errors import UserError
+from runs import active, states
 from runs import report as run_report
-from runs import states
 from runs.store import open_store
-
-RUN_CONFIG_PROPERTY = "taxi_pipeline_config"
 
 
 @dataclasses.dataclass
@@ -108,9 +108,16 @@ class ProgressTracker(logging.Handler):
                     component.state = states.NOT_RUN
 
 
+def new_run_id() -> str:
+    """A run id in the form LocalDagRunner gives its own: the start time, ``2026-12-01T23:29:35.141882``."""
+    return datetime.datetime.now().isoformat()
+
+
 def run_local(
     config: PipelineConfig,
     *,
+    run_id: str | None = None,
+    log_path: str | Path = "",
     on_start: Callable[[ProgressTracker], None] = lambda _: None,
     on_change: Callable[[ComponentProgress], None] = lambda _: None,
 ) -> LocalRun:
@@ -118,54 +125,66 @@ def run_local(
 
     Args:
         config: the resolved config; its ``[metadata]`` must name a SQLite file.
+        run_id: the run's id (``new_run_id()`` when None).
+        log_path: the run's log file, recorded with the run for the run explorer.
         on_start: receives the progress tracker once the pipeline is built (TensorFlow loaded).
         on_change: called on every component state change.
 
     Returns:
         The run's report as ML Metadata recorded it, and the exception that ended it, if any. Failures inside
-        the pipeline are returned, not raised, so the caller can always show what happened.
+        the pipeline are returned, not raised, so the caller can always show what happened. A home another run
+        holds raises ``runs.active.HomeBusyError`` before anything runs.
     """
     connection = metadata.connection_config(config)
     if connection is None or not connection.HasField("sqlite"):
         raise UserError("the local runner needs metadata.sqlite_path (a SQLite ML Metadata file)")
     Path(connection.sqlite.filename_uri).parent.mkdir(parents=True, exist_ok=True)
+    run_id = run_id or new_run_id()
 
-    tfx_compat.prepare_tensorflow()
-    from absl import logging as absl_logging
-    from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+    with active.hold(config.home, run_id, log_path) as lock:
+        tfx_compat.prepare_tensorflow()
+        from absl import logging as absl_logging
 
-    from pipeline.pipeline import create_pipeline
+        from pipeline.pipeline import create_pipeline
 
-    pipeline = create_pipeline(config, metadata_connection=connection)
-    node_ids = [component.id for component in pipeline.components]
-    tracker = ProgressTracker(node_ids, on_change)
-    on_start(tracker)
+        pipeline = create_pipeline(config, metadata_connection=connection)
+        lock.update(nodes=active.node_graph(pipeline.components))
+        node_ids = [component.id for component in pipeline.components]
+        tracker = ProgressTracker(node_ids, on_change)
+        on_start(tracker)
 
-    absl_logging.set_verbosity(absl_logging.INFO)  # the tracker reads LocalDagRunner's INFO lines
-    absl_logger = logging.getLogger("absl")
-    absl_logger.addHandler(tracker)
-    error: BaseException | None = None
-    try:
-        LocalDagRunner().run(pipeline)
-    except Exception as failure:  # noqa: BLE001 - any component failure is reported from MLMD below
-        error = failure
-    finally:
-        absl_logger.removeHandler(tracker)
-        tracker.finish(failed=error is not None)
+        absl_logging.set_verbosity(absl_logging.INFO)  # the tracker reads LocalDagRunner's INFO lines
+        absl_logger = logging.getLogger("absl")
+        absl_logger.addHandler(tracker)
+        error: BaseException | None = None
+        try:
+            tfx_compat.run_locally_as(pipeline, run_id)
+        except Exception as failure:  # noqa: BLE001 - any component failure is reported from MLMD below
+            error = failure
+        finally:
+            absl_logger.removeHandler(tracker)
+            tracker.finish(failed=error is not None)
 
-    store = open_store(connection, read_only=False)
-    report = run_report.read_run(store, config.pipeline.name, node_ids, candidates=config.candidates.names)
-    _record_run(config, report, store)
+        store = open_store(connection, read_only=False)
+        report = run_report.read_run(
+            store, config.pipeline.name, node_ids, run_id=run_id, candidates=config.candidates.names
+        )
+        _record_run(config, report, store, lock.run)
     return LocalRun(report=report, error=error)
 
 
-def _record_run(config: PipelineConfig, report: run_report.RunReport, store: metadata_store.MetadataStore) -> None:
-    """Saves the resolved config and the report under ``<home>/runs/<run id>/`` and the config in MLMD."""
+def _record_run(
+    config: PipelineConfig, report: run_report.RunReport, store: metadata_store.MetadataStore, run: active.ActiveRun
+) -> None:
+    """Saves the resolved config and the report under ``<home>/runs/<run id>/``, and the config, the pipeline's
+    nodes and the log's path on the run's context in ML Metadata (the run explorer reads them there)."""
     run_dir = Path(config.home) / "runs" / report.run_id.replace(":", "-")
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(config.to_json())
     (run_dir / "report.json").write_text(report.to_json())
     context = store.get_context_by_type_and_name("pipeline_run", report.run_id)
     if context is not None:
-        context.custom_properties[RUN_CONFIG_PROPERTY].string_value = config.to_json()
+        context.custom_properties[names.RUN_CONFIG].string_value = config.to_json()
+        context.custom_properties[names.RUN_DAG].string_value = json.dumps(run.nodes)
+        context.custom_properties[names.RUN_LOG].string_value = run.log_path
         store.put_contexts([context])

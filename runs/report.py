@@ -130,12 +130,13 @@ def read_components(
 ) -> list[ComponentRecord]:
     """Each component of the run ``run_id``: its state, seconds, error and execution, in execution order.
 
-    ``node_ids`` lists the pipeline's nodes in order so that nodes the run never reached show as "not run".
+    ``node_ids`` lists the pipeline's nodes in order so that nodes the run never reached show as "not run"; a run
+    ML Metadata has not seen at all (it failed before its first component) has every node "not run".
     """
     run_context = store.get_context_by_type_and_name("pipeline_run", run_id)
-    if run_context is None:
+    if run_context is None and not node_ids:
         raise LookupError(f"pipeline '{pipeline_name}' has no run {run_id!r} in this store")
-    executions = sorted(store.get_executions_by_context(run_context.id), key=lambda e: e.id)
+    executions = sorted(store.get_executions_by_context(run_context.id), key=lambda e: e.id) if run_context else []
     node_of_execution = _node_ids(store, pipeline_name)
     records = {node_id: ComponentRecord(node_id, states.NOT_RUN) for node_id in node_ids}
     for execution in executions:

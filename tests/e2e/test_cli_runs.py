@@ -38,7 +38,8 @@ def test_bad_values_stop_at_the_gate_with_exit_3_and_a_plain_explanation(tmp_pat
 
 def test_interrupted_run_says_so_and_the_next_run_completes_from_the_same_store(tmp_path):
     """Ctrl-C during Transform: exit 130 with a line on the terminal; the store stays usable, and the next run
-    reuses what finished before the interruption and re-executes the rest."""
+    reuses what finished before the interruption and re-executes the rest. While the first run holds the home, a
+    second one is refused with exit 2."""
     data = write_csv(tmp_path / "data", *read_rows(1500))
     home = tmp_path / "home"
     overrides = [
@@ -64,7 +65,18 @@ def test_interrupted_run_says_so_and_the_next_run_completes_from_the_same_store(
     for line in process.stdout:
         output.append(line)
         if "Transform: running" in line:
-            time.sleep(2)
+            # Meanwhile a second run on the same home is refused at once, naming the first.
+            second = subprocess.run(
+                [*CLI, "run", "--home", str(home), "--data", str(data)],
+                cwd=PROJECT_DIR,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert second.returncode == 2, second.stdout + second.stderr
+            assert second.stderr.startswith(f"error: another run is in progress in {home} (run ")
+            assert f"process {process.pid}" in second.stderr and "Traceback" not in second.stderr
+            time.sleep(1)
             process.send_signal(signal.SIGINT)
     assert process.wait(timeout=300) == 130, "".join(output)
     assert output[-1].startswith("interrupted; the log is ")

@@ -19,8 +19,9 @@ from taxi_rows import read_rows, serialized_example, write_csv
 
 from models import features
 from models.trainer import HYPERPARAMETERS_FILE
+from pipeline import names
 from pipeline.config import load_config
-from runners.local import RUN_CONFIG_PROPERTY, LocalRun, run_local
+from runners.local import LocalRun, run_local
 from runs import report as run_report
 from runs.store import open_sqlite
 
@@ -135,7 +136,12 @@ def test_resolved_config_is_saved_with_the_run(first_run, home):
     assert saved["training"]["train_steps"] == 150
     store = open_sqlite(home / "metadata.sqlite")
     context = store.get_context_by_type_and_name("pipeline_run", first_run.report.run_id)
-    assert json.loads(context.custom_properties[RUN_CONFIG_PROPERTY].string_value) == saved
+    assert json.loads(context.custom_properties[names.RUN_CONFIG].string_value) == saved
+    # The pipeline's nodes and their upstream nodes, for the run explorer to draw the run's graph.
+    dag = dict(json.loads(context.custom_properties[names.RUN_DAG].string_value))
+    assert set(dag) == {*UPSTREAM_OF_EVALUATORS, *DOWNSTREAM}
+    assert dag["Transform"] == ["CsvExampleGen", "ValidationGate"]
+    assert context.custom_properties[names.RUN_LOG].string_value == ""  # run_local called without a log file
 
 
 def test_rerun_with_nothing_changed_reuses_the_cache(second_run, third_run, first_run):

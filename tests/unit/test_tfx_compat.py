@@ -76,3 +76,23 @@ def test_tft_tracks_the_transform_graph_by_the_loaders_instance_dict():
 
     source = inspect.getsource(output_wrapper.TransformFeaturesLayer.__init__)
     assert "self._saved_model_loader_tracked_dict = self._saved_model_loader.__dict__" in source
+
+
+def test_a_run_id_set_in_the_ir_survives_local_dag_runners_own_substitution(tmp_path):
+    """``run_locally_as`` sets the run id before ``run_with_ir`` tries to set its own."""
+    from tfx.dsl.compiler import compiler
+    from tfx.dsl.compiler import constants as compiler_constants
+    from tfx.orchestration.local import local_dag_runner
+    from tfx.orchestration.portable import runtime_parameter_utils
+
+    from pipeline.config import load_config
+    from pipeline.pipeline import create_pipeline
+
+    ir = compiler.Compiler().compile(create_pipeline(load_config("local", home=str(tmp_path))))
+    name = compiler_constants.PIPELINE_RUN_ID_PARAMETER_NAME
+    assert ir.runtime_spec.pipeline_run_id.WhichOneof("value") == "runtime_parameter"
+    runtime_parameter_utils.substitute_runtime_parameter(ir, {name: "ours"})
+    runtime_parameter_utils.substitute_runtime_parameter(ir, {name: "local-dag-runners-own"})
+    assert ir.runtime_spec.pipeline_run_id.field_value.string_value == "ours"
+    source = inspect.getsource(local_dag_runner.LocalDagRunner.run_with_ir)
+    assert "substitute_runtime_parameter" in source and "PIPELINE_RUN_ID_PARAMETER_NAME" in source
