@@ -26,10 +26,13 @@ SELECTION_SCORES = "selection_scores"
 
 
 # Custom properties a local run records on its ``pipeline_run`` context, for the run explorer: the resolved
-# config (JSON), the pipeline's nodes with their upstream nodes (JSON), and the run's log file.
+# config (JSON), the pipeline's nodes with their upstream nodes (JSON), the run's log file, and when it ends, its
+# state and its row in the runs list (runs/catalog.py).
 RUN_CONFIG = "taxi_pipeline_config"
 RUN_DAG = "taxi_pipeline_dag"
 RUN_LOG = "taxi_pipeline_log"
+RUN_STATE = "taxi_pipeline_state"
+RUN_ROW = "taxi_pipeline_row"
 
 
 def tuner(candidate: str) -> str:

@@ -22,7 +22,7 @@ import tfx_compat
 from pipeline import metadata, names
 from pipeline.config import PipelineConfig
 from pipeline.errors import UserError
-from runs import active, states
+from runs import active, catalog, states
 from runs import report as run_report
 from runs.store import open_store
 
@@ -187,4 +187,6 @@ def _record_run(
         context.custom_properties[names.RUN_CONFIG].string_value = config.to_json()
         context.custom_properties[names.RUN_DAG].string_value = json.dumps(run.nodes)
         context.custom_properties[names.RUN_LOG].string_value = run.log_path
+        for key, value in catalog.summary_properties(report, config.to_json()).items():
+            context.custom_properties[key].string_value = value
         store.put_contexts([context])

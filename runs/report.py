@@ -55,6 +55,9 @@ class RunReport:
     def failed(self) -> list[ComponentRecord]:
         return [component for component in self.components if component.state == states.FAILED]
 
+    def failed_names(self) -> list[str]:
+        return [component.node_id for component in self.failed]
+
     @property
     def baseline_metrics(self) -> dict[str, float]:
         """The previously pushed model's metrics: every candidate's Evaluator measured the same baseline."""
@@ -68,30 +71,28 @@ class RunReport:
 
 
 def latest_run_id(store: metadata_store.MetadataStore, pipeline_name: str) -> str | None:
-    """The ``pipeline_run`` context of the pipeline's newest execution, or None if it never ran."""
-    pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
-    if pipeline is None:
-        return None
-    executions = store.get_executions_by_context(pipeline.id)
-    if not executions:
-        return None
-    newest = max(executions, key=lambda execution: execution.id)
-    run_type = store.get_context_type("pipeline_run").id
-    runs = [context for context in store.get_contexts_by_execution(newest.id) if context.type_id == run_type]
-    return runs[0].name if runs else None
+    """The pipeline's newest run, or None if it never ran."""
+    runs = run_ids(store, pipeline_name)
+    return runs[-1] if runs else None
 
 
-def _node_ids(store: metadata_store.MetadataStore, pipeline_name: str) -> dict[int, str]:
-    """Execution id -> node id, from the ``node`` contexts (named ``<pipeline>.<node id>``)."""
+def node_of_executions(
+    store: metadata_store.MetadataStore, executions: Sequence[metadata_store_pb2.Execution]
+) -> dict[int, str]:
+    """Execution id -> node id, from each execution's ``node`` context (named ``<pipeline>.<node id>``).
+
+    One small query per execution: the cost follows the run's size, not the store's.
+    """
+    node_type = store.get_context_type("node")
     result = {}
-    for context in store.get_contexts_by_type("node"):
-        if context.name.startswith(pipeline_name + "."):
-            for execution in store.get_executions_by_context(context.id):
-                result[execution.id] = context.name[len(pipeline_name) + 1 :]
+    for execution in executions:
+        for context in store.get_contexts_by_execution(execution.id):
+            if context.type_id == node_type.id:
+                result[execution.id] = context.name.split(".", 1)[-1]
     return result
 
 
-def _error_message(execution: metadata_store_pb2.Execution) -> str:
+def error_message(execution: metadata_store_pb2.Execution) -> str:
     """TFX stores a failed execution's result as a serialized ExecutionResult text in a custom property."""
     result = execution.custom_properties.get(tfx_compat.EXECUTION_RESULT_PROPERTY)
     if result is None:
@@ -137,13 +138,13 @@ def read_components(
     if run_context is None and not node_ids:
         raise LookupError(f"pipeline '{pipeline_name}' has no run {run_id!r} in this store")
     executions = sorted(store.get_executions_by_context(run_context.id), key=lambda e: e.id) if run_context else []
-    node_of_execution = _node_ids(store, pipeline_name)
+    node_of_execution = node_of_executions(store, executions)
     records = {node_id: ComponentRecord(node_id, states.NOT_RUN) for node_id in node_ids}
     for execution in executions:
         node_id = node_of_execution.get(execution.id, f"execution {execution.id}")
         seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
         state = states.of_execution(execution)
-        records[node_id] = ComponentRecord(node_id, state, seconds, _error_message(execution), execution.id)
+        records[node_id] = ComponentRecord(node_id, state, seconds, error_message(execution), execution.id)
     return list(records.values())
 
 
