@@ -6,7 +6,7 @@ and the ``taxi-pipeline`` command. The pipeline container image installs the sam
 
 from setuptools import find_packages, setup
 
-PACKAGES = ("models", "pipeline", "runners", "runs", "serving", "cli", "tfx_compat")
+PACKAGES = ("models", "pipeline", "runners", "runs", "serving", "ui", "cli", "tfx_compat")
 
 setup(
     name="taxi-pipeline",
@@ -16,6 +16,9 @@ setup(
     packages=find_packages(
         include=[f"{name}{suffix}" for name in PACKAGES for suffix in ("", ".*")],
     ),
-    package_data={"pipeline": ["profiles/*.toml"]},
+    package_data={
+        "pipeline": ["profiles/*.toml"],
+        "ui": ["templates/*.html", "static/*.css", "static/*.js", "static/*.svg", "static/vendor/*"],
+    },
     entry_points={"console_scripts": ["taxi-pipeline=cli.main:console_main"]},
 )

@@ -19,7 +19,7 @@ from typing import NoReturn
 
 import click
 
-from cli import deploy, run, serve
+from cli import deploy, run, serve, ui
 from cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, EXIT_VALIDATION
 from pipeline.errors import UserError
 
@@ -32,7 +32,7 @@ def taxi_pipeline() -> None:
     """The command group; every command is added below."""
 
 
-for command in (run.run, deploy.compile_pipeline, deploy.submit, serve.serve):
+for command in (run.run, deploy.compile_pipeline, deploy.submit, serve.serve, ui.ui):
     taxi_pipeline.add_command(command)
 
 

@@ -130,9 +130,9 @@ class RunCatalog:
         return row
 
     def _contexts(self, state: str | None, active_run: str) -> list[metadata_store_pb2.Context]:
-        query = f"type = 'pipeline_run' AND parent_contexts_a.name = {_quoted(self._pipeline_name)}"
+        query = f"type = 'pipeline_run' AND parent_contexts_a.name = {quoted(self._pipeline_name)}"
         if state in (DONE, FAILED, STOPPED):
-            recorded = self._list(f"{query} AND custom_properties.{names.RUN_STATE}.string_value = {_quoted(state)}")
+            recorded = self._list(f"{query} AND custom_properties.{names.RUN_STATE}.string_value = {quoted(state)}")
             unrecorded = [c for c in self._list(query) if names.RUN_STATE not in c.custom_properties]
             matching = recorded + [c for c in unrecorded if self.row(c, active_run).state == state]
             return sorted(matching, key=lambda c: (c.create_time_since_epoch, c.id), reverse=True)
@@ -213,6 +213,6 @@ def _string(properties: Mapping[str, metadata_store_pb2.Value], key: str) -> str
     return value.string_value if value is not None else ""
 
 
-def _quoted(text: str) -> str:
+def quoted(text: str) -> str:
     """A string literal of ML Metadata's filter language."""
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -1,0 +1,158 @@
+"""StatisticsGen's statistics as a person reads them: per split and per feature, how many examples have a value,
+how many lack one, the range and mean of a number or the most frequent values of a category, and a small histogram.
+
+Each split's ``Split-<name>/FeatureStats.pb`` is a serialized ``DatasetFeatureStatisticsList``; TFDV's
+``load_stats_binary`` reads the same file but imports TensorFlow, so it is parsed here with protobuf alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+
+from tensorflow_metadata.proto.v0 import statistics_pb2
+
+STATISTICS_FILE = "FeatureStats.pb"
+
+
+@dataclasses.dataclass(frozen=True)
+class Bucket:
+    """One bar of a histogram: the values from ``low`` to ``high`` (a category's value in ``label``) and how many."""
+
+    low: float
+    high: float
+    count: float
+    label: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class TopValue:
+    value: str
+    frequency: float
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureStatistics:
+    name: str
+    type: str  # INT, FLOAT, STRING, BYTES or STRUCT (TFDV's FeatureNameStatistics.Type)
+    count: int  # examples with at least one value
+    missing: int  # examples without a value: the feature is absent, or present with no value (an empty CSV cell)
+    missing_pct: float  # ``missing`` as a percentage of the split's examples
+    numeric: bool
+    min: float | None = None
+    max: float | None = None
+    mean: float | None = None
+    median: float | None = None
+    std_dev: float | None = None
+    zeros: int | None = None
+    unique: int | None = None  # distinct values of a string or categorical feature
+    top_values: list[TopValue] = dataclasses.field(default_factory=list)
+    # Numeric: TFDV's standard histogram (equal-width buckets); string: the most frequent values, one bar each.
+    histogram: list[Bucket] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitStatistics:
+    name: str
+    examples: int
+    features: list[FeatureStatistics]
+
+    def feature(self, name: str) -> FeatureStatistics:
+        return next(feature for feature in self.features if feature.name == name)
+
+
+@dataclasses.dataclass(frozen=True)
+class StatisticsView:
+    splits: list[SplitStatistics]
+
+    def split(self, name: str) -> SplitStatistics:
+        return next(split for split in self.splits if split.name == name)
+
+
+@functools.lru_cache(maxsize=32)
+def read_statistics(artifact_id: int, uri: str, splits: tuple[str, ...]) -> StatisticsView:
+    """The statistics of each split of the ExampleStatistics artifact at ``uri`` (cached per artifact).
+
+    Args:
+        artifact_id: the artifact's ML Metadata id (with ``uri``, the cache key).
+        uri: the artifact's folder, a local path.
+        splits: the split names, as the artifact's ``split_names`` property lists them.
+    """
+    return StatisticsView([_split(name, load(uri, name)) for name in splits])
+
+
+def load(uri: str, split: str) -> statistics_pb2.DatasetFeatureStatisticsList:
+    """One split's statistics proto, as TFDV's ``load_stats_binary`` would return it."""
+    path = Path(uri) / f"Split-{split}" / STATISTICS_FILE
+    return statistics_pb2.DatasetFeatureStatisticsList.FromString(path.read_bytes())
+
+
+def _split(name: str, statistics: statistics_pb2.DatasetFeatureStatisticsList) -> SplitStatistics:
+    if not statistics.datasets:
+        return SplitStatistics(name, 0, [])
+    dataset = statistics.datasets[0]  # StatisticsGen writes one dataset per split file
+    features = [_feature(feature, dataset.num_examples) for feature in dataset.features]
+    return SplitStatistics(name, dataset.num_examples, sorted(features, key=lambda feature: feature.name))
+
+
+def _feature(feature: statistics_pb2.FeatureNameStatistics, examples: int) -> FeatureStatistics:
+    name = ".".join(feature.path.step) or feature.name
+    type_name = statistics_pb2.FeatureNameStatistics.Type.Name(feature.type)
+    kind = feature.WhichOneof("stats")
+    if kind == "num_stats":
+        stats = feature.num_stats
+        count, missing = _presence(stats.common_stats, examples)
+        histogram = next((h for h in stats.histograms if h.type == statistics_pb2.Histogram.STANDARD), None)
+        return FeatureStatistics(
+            name=name,
+            type=type_name,
+            count=count,
+            missing=missing,
+            missing_pct=_percent(missing, examples),
+            numeric=True,
+            min=stats.min if count else None,
+            max=stats.max if count else None,
+            mean=stats.mean if count else None,
+            median=stats.median if count else None,
+            std_dev=stats.std_dev if count else None,
+            zeros=stats.num_zeros,
+            histogram=[Bucket(b.low_value, b.high_value, b.sample_count) for b in histogram.buckets] if histogram else [],
+        )
+    if kind == "string_stats":
+        stats = feature.string_stats
+        count, missing = _presence(stats.common_stats, examples)
+        top = [TopValue(value.value, value.frequency) for value in stats.top_values]
+        bars = [Bucket(b.low_rank, b.high_rank, b.sample_count, b.label) for b in stats.rank_histogram.buckets]
+        return FeatureStatistics(
+            name=name,
+            type=type_name,
+            count=count,
+            missing=missing,
+            missing_pct=_percent(missing, examples),
+            numeric=False,
+            unique=stats.unique,
+            top_values=top,
+            histogram=bars,
+        )
+    common = getattr(feature, kind).common_stats if kind else statistics_pb2.CommonStatistics()
+    count, missing = _presence(common, examples)
+    return FeatureStatistics(name, type_name, count, missing, _percent(missing, examples), numeric=False)
+
+
+def _presence(common: statistics_pb2.CommonStatistics, examples: int) -> tuple[int, int]:
+    """Examples with a value and examples without one.
+
+    TFDV counts an example as "non-missing" when the feature is present, even with no value, and ExampleGen writes
+    an empty CSV cell as exactly that. When no example has more than one value, each value is one example with a
+    value; otherwise the examples with an empty list cannot be told apart and count as having one.
+    """
+    if common.max_num_values <= 1:
+        count = int(common.tot_num_values)
+    else:
+        count = int(common.num_non_missing)
+    return count, max(examples - count, 0)
+
+
+def _percent(part: int, whole: int) -> float:
+    return 100.0 * part / whole if whole else 0.0
