@@ -10,6 +10,7 @@ The exported SavedModel carries three signatures, each applying the Transform gr
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any
 
@@ -27,6 +28,12 @@ from models.hyperparameters import Hyperparameters
 from tfx_compat import track_transform_graph
 
 HYPERPARAMETERS_FILE = "hyperparameters.json"
+# The training curves ``train`` writes into the ModelRun folder: TensorBoard runs (subfolders) as Keras's TensorBoard
+# callback names them, and their scalars' tags. ``runs.training`` reads them back.
+TRAIN_LOG, VALIDATION_LOG = "train", "validation"
+LOSS_TAG, AUC_TAG = "loss", "auc"
+TRAIN_POINTS = 20  # points of the train curve per run: every 15 of the default 300 steps
+VALIDATION_POINTS = 3  # passes over the eval batches per run, the last being the final evaluation
 
 
 def _dataset(
@@ -128,7 +135,12 @@ def export_serving_model(model: keras.Model, transform_output: tft.TFTransformOu
 
 
 def train(
-    model: keras.Model, train: tf.data.Dataset, train_steps: int, evaluation: tf.data.Dataset, eval_steps: int | None
+    model: keras.Model,
+    train: tf.data.Dataset,
+    train_steps: int,
+    evaluation: tf.data.Dataset,
+    eval_steps: int | None,
+    log_dir: str | None = None,
 ) -> dict[str, float]:
     """Trains ``model`` for ``train_steps`` batches and returns its metrics on ``eval_steps`` eval batches, or on
     all of ``evaluation`` (a finite dataset then) when ``eval_steps`` is None.
@@ -136,43 +148,91 @@ def train(
     A plain loop over ``tf.function(autograph=False)`` steps instead of ``model.fit``: the same optimizer, loss
     and metrics the model was compiled with, without autograph converting the Keras internals, which made
     the first step take about 20 s here.
+
+    With ``log_dir``, it also writes training curves there as TensorBoard scalars (``loss`` and ``auc``), as
+    TFX's templates do with Keras's TensorBoard callback, so the run explorer can draw them: ``train/`` gets the
+    mean of the batches since the previous point, about ``TRAIN_POINTS`` times; ``validation/`` gets the same
+    eval batches' scores ``VALIDATION_POINTS`` times, the last of them the returned metrics. Tuner trials pass no
+    ``log_dir`` and pay nothing for it.
     """
-    optimizer, loss_fn = model.optimizer, model.loss
+    optimizer, loss_fn = model.optimizer, keras.losses.get(model.loss)
+    with_curves = log_dir is not None
 
     def as_column(label: tf.Tensor) -> tf.Tensor:
         return tf.reshape(tf.cast(label, tf.float32), [-1, 1])
 
+    def regularization() -> tf.Tensor:
+        return tf.add_n(model.losses or [tf.constant(0.0)])
+
+    # The training curve's running values; updated inside the step only when they are logged.
+    train_loss, train_auc = keras.metrics.Mean(name=LOSS_TAG), keras.metrics.AUC(name=AUC_TAG)
+
     @tf.function(autograph=False)
     def train_step(inputs: dict[str, tf.Tensor], label: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
-            loss = keras.losses.get(loss_fn)(as_column(label), model(inputs, training=True))
-            loss = tf.reduce_mean(loss) + tf.add_n(model.losses or [tf.constant(0.0)])
+            prediction = model(inputs, training=True)
+            loss = tf.reduce_mean(loss_fn(as_column(label), prediction)) + regularization()
         gradients = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
+        if with_curves:
+            train_loss.update_state(loss)
+            train_auc.update_state(as_column(label), prediction)
         return loss
 
     metrics = [keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="binary_accuracy")]
+    eval_loss = keras.metrics.Mean(name=LOSS_TAG)
 
     @tf.function(autograph=False)
     def eval_step(inputs: dict[str, tf.Tensor], label: tf.Tensor) -> None:
         prediction = model(inputs, training=False)
         for metric in metrics:
             metric.update_state(as_column(label), prediction)
+        if with_curves:
+            eval_loss.update_state(loss_fn(as_column(label), prediction) + regularization())
 
     @tf.function(autograph=False)
     def results() -> dict[str, tf.Tensor]:
         # Inside a tf.function without autograph, so Keras does not autograph-convert ``result`` (~1 s).
         return {metric.name: metric.result() for metric in metrics}
 
+    def evaluate() -> dict[str, float]:
+        for metric in [*metrics, eval_loss]:
+            metric.reset_state()
+        for inputs, label in evaluation.take(eval_steps) if eval_steps else evaluation:
+            eval_step(inputs, label)
+        return {name: float(value) for name, value in results().items()}
+
     # The optimizer's slots are created now, not inside the first ``train_step``: a tf.function that creates
     # variables on its first call is traced twice, and each trace of this step costs ~1.7 s here.
     optimizer.build(model.trainable_variables)
+    train_every = max(1, train_steps // TRAIN_POINTS)
+    validate_every = max(1, math.ceil(train_steps / VALIDATION_POINTS))
+    logs = [TRAIN_LOG, VALIDATION_LOG] if with_curves else []
+    writers = {log: tf.summary.create_file_writer(os.path.join(log_dir, log)) for log in logs}
+
+    def write(log: str, step: int, values: dict[str, float]) -> None:
+        with writers[log].as_default(step=step):
+            for tag, value in values.items():
+                tf.summary.scalar(tag, value)
+
+    def write_validation(step: int, scores: dict[str, float]) -> None:
+        write(VALIDATION_LOG, step, {LOSS_TAG: float(eval_loss.result()), AUC_TAG: scores["auc"]})
+
     batches = iter(train)
-    for _ in range(train_steps):
+    for step in range(1, train_steps + 1):
         train_step(*next(batches))
-    for inputs, label in evaluation.take(eval_steps) if eval_steps else evaluation:
-        eval_step(inputs, label)
-    return {name: float(value) for name, value in results().items()}
+        if with_curves and (step % train_every == 0 or step == train_steps):
+            write(TRAIN_LOG, step, {LOSS_TAG: float(train_loss.result()), AUC_TAG: float(train_auc.result())})
+            train_loss.reset_state()
+            train_auc.reset_state()
+        if with_curves and step % validate_every == 0 and step < train_steps:
+            write_validation(step, evaluate())
+    scores = evaluate()
+    if with_curves:
+        write_validation(train_steps, scores)
+        for writer in writers.values():
+            writer.close()
+    return scores
 
 
 def run_fn(fn_args: FnArgs) -> None:
@@ -187,6 +247,7 @@ def run_fn(fn_args: FnArgs) -> None:
         fn_args.train_steps,
         _eval_dataset(fn_args, transform_output, hparams.batch_size),
         fn_args.eval_steps,
+        log_dir=fn_args.model_run_dir,
     )
     absl_logging.info("Trained %s with %s; eval metrics %s", candidate.name, hparams, eval_metrics)
     export_serving_model(model, transform_output, fn_args.serving_model_dir)

@@ -1,6 +1,6 @@
-"""The Evaluators' TFMA settings: the metrics reported, the slices, and the thresholds a model must pass to be
-blessed. One function of the config, used by every candidate's Evaluator and by the compiled specs' runtime
-parameter ``eval_config``.
+"""The Evaluators' TFMA settings: the metrics reported, the plots written, the slices, and the thresholds a model
+must pass to be blessed. One function of the config, used by every candidate's Evaluator and by the compiled specs'
+runtime parameter ``eval_config``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ from models import features
 from pipeline.config import PipelineConfig
 
 AUC_THRESHOLDS = 1000
+# The calibration plot's buckets of predicted probability: the run explorer draws one point per bucket, and with a
+# few thousand eval examples finer buckets would show mostly noise.
+CALIBRATION_BUCKETS = 20
 
 
 def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
@@ -57,6 +60,16 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
                     ),
                     tfma.MetricConfig(class_name="BinaryAccuracy"),
                     tfma.MetricConfig(class_name="Calibration"),
+                    # Plots for the run explorer: ROC and precision-recall curves and the confusion matrix at any
+                    # threshold come from ConfusionMatrixPlot's matrices (TFMA's 1,000 thresholds, 0.5 among
+                    # them), the calibration plot from CalibrationPlot's buckets. Both are derived from the
+                    # calibration histogram that AUC and Calibration already compute per example, so they add
+                    # little per-example work; TFMA 0.47 cannot restrict a metric to some slices, so they are
+                    # computed for every slice.
+                    tfma.MetricConfig(class_name="ConfusionMatrixPlot"),
+                    tfma.MetricConfig(
+                        class_name="CalibrationPlot", config=json.dumps({"num_buckets": CALIBRATION_BUCKETS})
+                    ),
                 ]
             )
         ],

@@ -141,7 +141,7 @@ def run_local(
     Path(connection.sqlite.filename_uri).parent.mkdir(parents=True, exist_ok=True)
     run_id = run_id or new_run_id()
 
-    with active.hold(config.home, run_id, log_path) as lock:
+    with active.hold(config.home, run_id, log_path, config.to_json()) as lock:
         tfx_compat.prepare_tensorflow()
         from absl import logging as absl_logging
 

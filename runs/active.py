@@ -34,6 +34,7 @@ class ActiveRun:
     log_path: str = ""
     # The pipeline's nodes in order, each with the nodes it waits for; empty until the pipeline is built.
     nodes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    config_json: str = ""  # the resolved config the run uses (ML Metadata gets it when the run ends)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -63,7 +64,7 @@ class RunLock:
 
 
 @contextlib.contextmanager
-def hold(home: str | Path, run_id: str, log_path: str | Path = "") -> Iterator[RunLock]:
+def hold(home: str | Path, run_id: str, log_path: str | Path = "", config_json: str = "") -> Iterator[RunLock]:
     """Holds the home's run lock for the ``with`` block, or raises HomeBusyError naming the run that holds it."""
     path = Path(home) / LOCK_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,7 +74,7 @@ def hold(home: str | Path, run_id: str, log_path: str | Path = "") -> Iterator[R
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise HomeBusyError(busy_message(Path(home), _parse(os.pread(handle, 1 << 20, 0)))) from None
-        lock = RunLock(handle, ActiveRun(os.getpid(), run_id, time.time(), str(log_path)))
+        lock = RunLock(handle, ActiveRun(os.getpid(), run_id, time.time(), str(log_path), config_json=config_json))
         lock.update()
         try:
             yield lock

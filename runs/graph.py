@@ -43,6 +43,25 @@ class RunGraph:
         return next((node for node in self.nodes if node.node_id == node_id), None)
 
     @property
+    def essential_edges(self) -> list[tuple[str, str]]:
+        """The edges no longer path already implies (the transitive reduction): Transform waits for CsvExampleGen,
+        but also for the gate, which waits for it already; drawing only these keeps a wide pipeline readable."""
+        downstream: dict[str, set[str]] = {}
+        for up, down in self.edges:
+            downstream.setdefault(up, set()).add(down)
+
+        def reachable_without(start: str, skip: str) -> set[str]:
+            seen, todo = set(), [n for n in downstream.get(start, ()) if n != skip]
+            while todo:
+                node = todo.pop()
+                if node not in seen:
+                    seen.add(node)
+                    todo += downstream.get(node, ())
+            return seen
+
+        return [(up, down) for up, down in self.edges if down not in reachable_without(up, down)]
+
+    @property
     def finished(self) -> bool:
         return not any(node.state in (states.RUNNING, states.WAITING) for node in self.nodes)
 
@@ -84,7 +103,7 @@ def run_graph(store: Any, pipeline_name: str, run_id: str, active_run: ActiveRun
         nodes=nodes,
         edges=edges,
         created_ms=context.create_time_since_epoch if context else 0,
-        config_json=_string(properties, names.RUN_CONFIG),
+        config_json=_string(properties, names.RUN_CONFIG) or (active_run.config_json if live else ""),
         log_path=_string(properties, names.RUN_LOG) or (active_run.log_path if live else ""),
     )
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Sequence
 
 from ml_metadata.metadata_store import metadata_store
@@ -142,8 +143,10 @@ def read_components(
     records = {node_id: ComponentRecord(node_id, states.NOT_RUN) for node_id in node_ids}
     for execution in executions:
         node_id = node_of_execution.get(execution.id, f"execution {execution.id}")
-        seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
         state = states.of_execution(execution)
+        # A running execution's last update is its start: its time so far is the clock's.
+        end = time.time() * 1000 if state == states.RUNNING else execution.last_update_time_since_epoch
+        seconds = (end - execution.create_time_since_epoch) / 1000
         records[node_id] = ComponentRecord(node_id, state, seconds, error_message(execution), execution.id)
     return list(records.values())
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from runs import tfformats
 
@@ -80,11 +82,13 @@ def saved_model_folder(root: Path) -> Path:
     raise FileNotFoundError(f"no {SAVED_MODEL_FILE} in {root} or {root / SERVING_FOLDER}")
 
 
-def _tensors(entries: object) -> list[TensorSpec]:
+def _tensors(entries: Iterable[Any]) -> list[TensorSpec]:
+    """A signature's inputs or outputs (map entries of key and TensorInfo), by name."""
     specs = []
     for entry in entries:
         info = entry.value
-        shape = None if info.tensor_shape.unknown_rank else [d.size if d.size >= 0 else None for d in info.tensor_shape.dim]
+        dims = [size if size >= 0 else None for size in (dim.size for dim in info.tensor_shape.dim)]
+        shape = None if info.tensor_shape.unknown_rank else dims
         encoding = "sparse" if info.coo_sparse else "composite" if info.composite_tensor else "dense"
         specs.append(TensorSpec(entry.key, tfformats.dtype_name(info.dtype), shape, encoding))
     return sorted(specs, key=lambda spec: spec.name)

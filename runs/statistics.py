@@ -103,7 +103,8 @@ def _feature(feature: statistics_pb2.FeatureNameStatistics, examples: int) -> Fe
     if kind == "num_stats":
         stats = feature.num_stats
         count, missing = _presence(stats.common_stats, examples)
-        histogram = next((h for h in stats.histograms if h.type == statistics_pb2.Histogram.STANDARD), None)
+        standard = [h for h in stats.histograms if h.type == statistics_pb2.Histogram.STANDARD]
+        buckets = standard[0].buckets if standard else []
         return FeatureStatistics(
             name=name,
             type=type_name,
@@ -117,7 +118,7 @@ def _feature(feature: statistics_pb2.FeatureNameStatistics, examples: int) -> Fe
             median=stats.median if count else None,
             std_dev=stats.std_dev if count else None,
             zeros=stats.num_zeros,
-            histogram=[Bucket(b.low_value, b.high_value, b.sample_count) for b in histogram.buckets] if histogram else [],
+            histogram=[Bucket(b.low_value, b.high_value, b.sample_count) for b in buckets],
         )
     if kind == "string_stats":
         stats = feature.string_stats
@@ -147,10 +148,7 @@ def _presence(common: statistics_pb2.CommonStatistics, examples: int) -> tuple[i
     an empty CSV cell as exactly that. When no example has more than one value, each value is one example with a
     value; otherwise the examples with an empty list cannot be told apart and count as having one.
     """
-    if common.max_num_values <= 1:
-        count = int(common.tot_num_values)
-    else:
-        count = int(common.num_non_missing)
+    count = int(common.tot_num_values if common.max_num_values <= 1 else common.num_non_missing)
     return count, max(examples - count, 0)
 
 

@@ -88,7 +88,7 @@ def _graph_data(request: Request, graph: RunGraph) -> dict[str, Any]:
             }
             for node in graph.nodes
         ],
-        "edges": graph.edges,
+        "edges": graph.essential_edges,
     }
 
 
@@ -157,7 +157,8 @@ async def new_run(request: Request) -> Response:
         form = {key: str(value) for key, value in (await request.form()).items()}
         return await _start(request, explorer, profile, form)
     clone = request.query_params.get("clone", "")
-    source = clone or _newest_run(explorer)
+    from_profile = request.query_params.get("from") == "profile"
+    source = "" if from_profile else clone or _newest_run(explorer)
     values = _config_of(explorer, source)
     return render(
         request,
