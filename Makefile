@@ -5,7 +5,7 @@ UV := .tools/bin/uv
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint bench lock clean
+.PHONY: run test test-fast lint bench lock clean chromium
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -22,7 +22,7 @@ run: $(STAMP)
 
 # The unit tests run on two processes (pytest-xdist): each pays TensorFlow's import once, and then they take
 # half the time. The end-to-end tests run in one process, which builds the small pipeline run they share once.
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest -n 2 tests/unit $(PYTEST_ARGS)
 	$(VENV)/bin/python -m pytest tests/e2e $(PYTEST_ARGS)
@@ -38,6 +38,13 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/local_run.py $(ARGS)
+
+# Debian's chromium for the run explorer's browser tests (driven by Playwright; no browser is downloaded):
+# installed with apt-get when it is missing and this is root, as in CI. Otherwise those tests skip, saying why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		echo "could not install chromium: the browser tests will skip"
 
 # Re-resolve requirements.in into the pinned requirements.lock (needs network access to PyPI).
 lock: $(UV)

@@ -71,7 +71,9 @@ def node_detail(store: Any, run_id: str, node_id: str) -> NodeDetail:
             continue
         artifact = artifacts[event.artifact_id]
         run, node = producers.get(artifact.id, ("", ""))
-        ref = ArtifactRef(artifact.id, types.get(artifact.type_id, ""), artifact.uri, _properties(artifact), run, node)
+        ref = ArtifactRef(
+            artifact.id, types.get(artifact.type_id, ""), artifact.uri, property_texts(artifact), run, node
+        )
         ports[event.type].setdefault(_port(event), []).append(ref)
     seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
     return NodeDetail(
@@ -81,7 +83,7 @@ def node_detail(store: Any, run_id: str, node_id: str) -> NodeDetail:
         state=states.of_execution(execution),
         seconds=seconds,
         execution_id=execution.id,
-        parameters=_properties(execution),
+        parameters=property_texts(execution),
         inputs=ports[metadata_store_pb2.Event.INPUT],
         outputs=ports[metadata_store_pb2.Event.OUTPUT],
         error=error_message(execution),
@@ -113,7 +115,7 @@ def _port(event: metadata_store_pb2.Event) -> str:
     return keys[0] if keys else ""
 
 
-def _properties(item: Any) -> dict[str, str]:
+def property_texts(item: Any) -> dict[str, str]:
     """Properties and custom properties as text, without TFX's internal ``__...__`` ones."""
     values = {}
     for source in (item.properties, item.custom_properties):

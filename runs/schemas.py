@@ -56,6 +56,11 @@ class SchemaView:
         return [feature.name for feature in self.features]
 
 
+# What a difference can be about, in the order a feature's differences are listed.
+ONLY_ONE_SIDE, TYPE, DOMAIN, PRESENCE, VALUE_COUNT = "feature", "type", "domain", "presence", "value count"
+ASPECTS = (ONLY_ONE_SIDE, TYPE, DOMAIN, PRESENCE, VALUE_COUNT)
+
+
 @dataclasses.dataclass(frozen=True)
 class SchemaDifference:
     """One way a feature differs between the curated schema and the inferred one."""
@@ -67,13 +72,10 @@ class SchemaDifference:
     detail: str = ""  # for a string domain, which values only one side has
 
 
-# What a difference can be about, in the order a feature's differences are listed.
-ONLY_ONE_SIDE, TYPE, DOMAIN, PRESENCE, VALUE_COUNT = "feature", "type", "domain", "presence", "value count"
-ASPECTS = (ONLY_ONE_SIDE, TYPE, DOMAIN, PRESENCE, VALUE_COUNT)
-
-
 @dataclasses.dataclass(frozen=True)
 class SchemaComparison:
+    """The curated schema (ImportSchemaGen's) and the inferred one (SchemaGen's) side by side."""
+
     curated: SchemaView
     inferred: SchemaView
     differences: list[SchemaDifference]

@@ -72,13 +72,8 @@ class StatisticsView:
 
 @functools.lru_cache(maxsize=32)
 def read_statistics(artifact_id: int, uri: str, splits: tuple[str, ...]) -> StatisticsView:
-    """The statistics of each split of the ExampleStatistics artifact at ``uri`` (cached per artifact).
-
-    Args:
-        artifact_id: the artifact's ML Metadata id (with ``uri``, the cache key).
-        uri: the artifact's folder, a local path.
-        splits: the split names, as the artifact's ``split_names`` property lists them.
-    """
+    """Each split's statistics in the ExampleStatistics folder ``uri`` (a local path), by the split names the
+    artifact's ``split_names`` lists; ``artifact_id`` and ``uri`` are the cache key."""
     return StatisticsView([_split(name, load(uri, name)) for name in splits])
 
 
@@ -97,60 +92,47 @@ def _split(name: str, statistics: statistics_pb2.DatasetFeatureStatisticsList) -
 
 
 def _feature(feature: statistics_pb2.FeatureNameStatistics, examples: int) -> FeatureStatistics:
-    name = ".".join(feature.path.step) or feature.name
-    type_name = statistics_pb2.FeatureNameStatistics.Type.Name(feature.type)
     kind = feature.WhichOneof("stats")
+    stats = getattr(feature, kind) if kind else None
+    count, missing = _presence(stats.common_stats if stats is not None else None, examples)
+    shown = FeatureStatistics(
+        name=".".join(feature.path.step) or feature.name,
+        type=statistics_pb2.FeatureNameStatistics.Type.Name(feature.type),
+        count=count,
+        missing=missing,
+        missing_pct=100.0 * missing / examples if examples else 0.0,
+        numeric=kind == "num_stats",
+    )
     if kind == "num_stats":
-        stats = feature.num_stats
-        count, missing = _presence(stats.common_stats, examples)
         standard = [h for h in stats.histograms if h.type == statistics_pb2.Histogram.STANDARD]
-        buckets = standard[0].buckets if standard else []
-        return FeatureStatistics(
-            name=name,
-            type=type_name,
-            count=count,
-            missing=missing,
-            missing_pct=_percent(missing, examples),
-            numeric=True,
-            min=stats.min if count else None,
-            max=stats.max if count else None,
-            mean=stats.mean if count else None,
-            median=stats.median if count else None,
+        summary = {"min": stats.min, "max": stats.max, "mean": stats.mean, "median": stats.median}
+        return dataclasses.replace(
+            shown,
+            **(summary if count else {}),  # without a value, TFDV's zeros are no minimum
             std_dev=stats.std_dev if count else None,
             zeros=stats.num_zeros,
-            histogram=[Bucket(b.low_value, b.high_value, b.sample_count) for b in buckets],
+            histogram=[
+                Bucket(b.low_value, b.high_value, b.sample_count) for b in (standard[0].buckets if standard else [])
+            ],
         )
     if kind == "string_stats":
-        stats = feature.string_stats
-        count, missing = _presence(stats.common_stats, examples)
-        top = [TopValue(value.value, value.frequency) for value in stats.top_values]
-        bars = [Bucket(b.low_rank, b.high_rank, b.sample_count, b.label) for b in stats.rank_histogram.buckets]
-        return FeatureStatistics(
-            name=name,
-            type=type_name,
-            count=count,
-            missing=missing,
-            missing_pct=_percent(missing, examples),
-            numeric=False,
+        return dataclasses.replace(
+            shown,
             unique=stats.unique,
-            top_values=top,
-            histogram=bars,
+            top_values=[TopValue(value.value, value.frequency) for value in stats.top_values],
+            histogram=[Bucket(b.low_rank, b.high_rank, b.sample_count, b.label) for b in stats.rank_histogram.buckets],
         )
-    common = getattr(feature, kind).common_stats if kind else statistics_pb2.CommonStatistics()
-    count, missing = _presence(common, examples)
-    return FeatureStatistics(name, type_name, count, missing, _percent(missing, examples), numeric=False)
+    return shown  # bytes or struct features: presence only
 
 
-def _presence(common: statistics_pb2.CommonStatistics, examples: int) -> tuple[int, int]:
+def _presence(common: statistics_pb2.CommonStatistics | None, examples: int) -> tuple[int, int]:
     """Examples with a value and examples without one.
 
     TFDV counts an example as "non-missing" when the feature is present, even with no value, and ExampleGen writes
     an empty CSV cell as exactly that. When no example has more than one value, each value is one example with a
     value; otherwise the examples with an empty list cannot be told apart and count as having one.
     """
+    if common is None:
+        return 0, examples
     count = int(common.tot_num_values if common.max_num_values <= 1 else common.num_non_missing)
     return count, max(examples - count, 0)
-
-
-def _percent(part: int, whole: int) -> float:
-    return 100.0 * part / whole if whole else 0.0

@@ -18,108 +18,42 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _CRC_MASK_DELTA = 0xA282EAD8
 
-# The messages, in protobuf's own text form of a FileDescriptorProto. A map field is declared as the repeated
-# entry message it is on the wire (``key`` = 1, ``value`` = 2).
-_DESCRIPTOR = """
-name: "taxi_runs/tensorflow_subset.proto"
-package: "taxi_runs.tf"
-syntax: "proto3"
-message_type {
-  name: "BytesList"
-  field { name: "value" number: 1 label: LABEL_REPEATED type: TYPE_BYTES }
+_PACKAGE = "taxi_runs.tf"
+# The messages, field for field as TensorFlow's .proto files number them (only the fields the previews read). A map
+# field is declared as what it is on the wire, repeated entries of ``key`` (1) and ``value`` (2).
+_MESSAGES = {
+    "BytesList": "repeated bytes value = 1",
+    "FloatList": "repeated float value = 1",
+    "Int64List": "repeated int64 value = 1",
+    "Feature": "BytesList bytes_list = 1; FloatList float_list = 2; Int64List int64_list = 3",
+    "Features": "map<Feature> feature = 1",
+    "Example": "Features features = 1",
+    "Dim": "int64 size = 1; string name = 2",
+    "TensorShape": "repeated Dim dim = 2; bool unknown_rank = 3",
+    # name, coo_sparse and composite_tensor are a oneof in TensorFlow; here only whether each is set matters.
+    "TensorInfo": "string name = 1; int32 dtype = 2; TensorShape tensor_shape = 3; bytes coo_sparse = 4; "
+    "bytes composite_tensor = 5",
+    "SignatureDef": "map<TensorInfo> inputs = 1; map<TensorInfo> outputs = 2; string method_name = 3",
+    "MetaInfoDef": "repeated string tags = 4; string tensorflow_version = 5",
+    "MetaGraphDef": "MetaInfoDef meta_info_def = 1; map<SignatureDef> signature_def = 5",
+    "SavedModel": "int64 saved_model_schema_version = 1; repeated MetaGraphDef meta_graphs = 2",
 }
-message_type {
-  name: "FloatList"
-  field { name: "value" number: 1 label: LABEL_REPEATED type: TYPE_FLOAT }
+# Messages whose fields all belong to one oneof, by its name (``Feature.WhichOneof("kind")``).
+_ONEOFS = {"Feature": "kind"}
+_FIELD = descriptor_pb2.FieldDescriptorProto
+_SCALARS = {
+    "bytes": _FIELD.TYPE_BYTES,
+    "float": _FIELD.TYPE_FLOAT,
+    "int64": _FIELD.TYPE_INT64,
+    "int32": _FIELD.TYPE_INT32,
+    "string": _FIELD.TYPE_STRING,
+    "bool": _FIELD.TYPE_BOOL,
 }
-message_type {
-  name: "Int64List"
-  field { name: "value" number: 1 label: LABEL_REPEATED type: TYPE_INT64 }
-}
-message_type {
-  name: "Feature"
-  field { name: "bytes_list" number: 1 label: LABEL_OPTIONAL type: TYPE_MESSAGE type_name: ".taxi_runs.tf.BytesList"
-          oneof_index: 0 }
-  field { name: "float_list" number: 2 label: LABEL_OPTIONAL type: TYPE_MESSAGE type_name: ".taxi_runs.tf.FloatList"
-          oneof_index: 0 }
-  field { name: "int64_list" number: 3 label: LABEL_OPTIONAL type: TYPE_MESSAGE type_name: ".taxi_runs.tf.Int64List"
-          oneof_index: 0 }
-  oneof_decl { name: "kind" }
-}
-message_type {
-  name: "FeatureEntry"
-  field { name: "key" number: 1 label: LABEL_OPTIONAL type: TYPE_STRING }
-  field { name: "value" number: 2 label: LABEL_OPTIONAL type: TYPE_MESSAGE type_name: ".taxi_runs.tf.Feature" }
-}
-message_type {
-  name: "Features"
-  field { name: "feature" number: 1 label: LABEL_REPEATED type: TYPE_MESSAGE type_name: ".taxi_runs.tf.FeatureEntry" }
-}
-message_type {
-  name: "Example"
-  field { name: "features" number: 1 label: LABEL_OPTIONAL type: TYPE_MESSAGE type_name: ".taxi_runs.tf.Features" }
-}
-message_type {
-  name: "Dim"
-  field { name: "size" number: 1 label: LABEL_OPTIONAL type: TYPE_INT64 }
-  field { name: "name" number: 2 label: LABEL_OPTIONAL type: TYPE_STRING }
-}
-message_type {
-  name: "TensorShape"
-  field { name: "dim" number: 2 label: LABEL_REPEATED type: TYPE_MESSAGE type_name: ".taxi_runs.tf.Dim" }
-  field { name: "unknown_rank" number: 3 label: LABEL_OPTIONAL type: TYPE_BOOL }
-}
-message_type {
-  name: "TensorInfo"
-  field { name: "name" number: 1 label: LABEL_OPTIONAL type: TYPE_STRING }
-  field { name: "dtype" number: 2 label: LABEL_OPTIONAL type: TYPE_INT32 }
-  field { name: "tensor_shape" number: 3 label: LABEL_OPTIONAL type: TYPE_MESSAGE
-          type_name: ".taxi_runs.tf.TensorShape" }
-  field { name: "coo_sparse" number: 4 label: LABEL_OPTIONAL type: TYPE_BYTES }
-  field { name: "composite_tensor" number: 5 label: LABEL_OPTIONAL type: TYPE_BYTES }
-}
-message_type {
-  name: "TensorInfoEntry"
-  field { name: "key" number: 1 label: LABEL_OPTIONAL type: TYPE_STRING }
-  field { name: "value" number: 2 label: LABEL_OPTIONAL type: TYPE_MESSAGE type_name: ".taxi_runs.tf.TensorInfo" }
-}
-message_type {
-  name: "SignatureDef"
-  field { name: "inputs" number: 1 label: LABEL_REPEATED type: TYPE_MESSAGE
-          type_name: ".taxi_runs.tf.TensorInfoEntry" }
-  field { name: "outputs" number: 2 label: LABEL_REPEATED type: TYPE_MESSAGE
-          type_name: ".taxi_runs.tf.TensorInfoEntry" }
-  field { name: "method_name" number: 3 label: LABEL_OPTIONAL type: TYPE_STRING }
-}
-message_type {
-  name: "SignatureEntry"
-  field { name: "key" number: 1 label: LABEL_OPTIONAL type: TYPE_STRING }
-  field { name: "value" number: 2 label: LABEL_OPTIONAL type: TYPE_MESSAGE type_name: ".taxi_runs.tf.SignatureDef" }
-}
-message_type {
-  name: "MetaInfoDef"
-  field { name: "tags" number: 4 label: LABEL_REPEATED type: TYPE_STRING }
-  field { name: "tensorflow_version" number: 5 label: LABEL_OPTIONAL type: TYPE_STRING }
-}
-message_type {
-  name: "MetaGraphDef"
-  field { name: "meta_info_def" number: 1 label: LABEL_OPTIONAL type: TYPE_MESSAGE
-          type_name: ".taxi_runs.tf.MetaInfoDef" }
-  field { name: "signature_def" number: 5 label: LABEL_REPEATED type: TYPE_MESSAGE
-          type_name: ".taxi_runs.tf.SignatureEntry" }
-}
-message_type {
-  name: "SavedModel"
-  field { name: "saved_model_schema_version" number: 1 label: LABEL_OPTIONAL type: TYPE_INT64 }
-  field { name: "meta_graphs" number: 2 label: LABEL_REPEATED type: TYPE_MESSAGE
-          type_name: ".taxi_runs.tf.MetaGraphDef" }
-}
-"""
 
 # tensorflow/core/framework/types.proto's DataType numbers, named as ``tf.dtypes.DType.name`` names them.
 DTYPE_NAMES = {
@@ -153,14 +87,48 @@ DTYPE_NAMES = {
 def message_class(name: str) -> Any:
     """The class of one of the messages above (``Example``, ``SavedModel``, ...): built once, on first use."""
     pool = _pool()
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"taxi_runs.tf.{name}"))
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.{name}"))
 
 
 @functools.cache
 def _pool() -> descriptor_pool.DescriptorPool:
     pool = descriptor_pool.DescriptorPool()
-    pool.Add(text_format.Parse(_DESCRIPTOR, descriptor_pb2.FileDescriptorProto()))
+    pool.Add(_file_descriptor())
     return pool
+
+
+def _file_descriptor() -> descriptor_pb2.FileDescriptorProto:
+    """``_MESSAGES`` as the FileDescriptorProto protoc would make of them."""
+    file = descriptor_pb2.FileDescriptorProto(name="taxi_runs/tensorflow_subset.proto", package=_PACKAGE)
+    file.syntax = "proto3"
+    for name, declarations in _MESSAGES.items():
+        message = file.message_type.add(name=name)
+        if name in _ONEOFS:
+            message.oneof_decl.add(name=_ONEOFS[name])
+        for declaration in declarations.split(";"):
+            words, number = declaration.split("=")
+            *modifiers, type_name, field_name = words.split()
+            field = message.field.add(name=field_name, number=int(number), label=_FIELD.LABEL_OPTIONAL)
+            if name in _ONEOFS:
+                field.oneof_index = 0
+            if modifiers == ["repeated"]:
+                field.label = _FIELD.LABEL_REPEATED
+            if type_name.startswith("map<"):
+                entry = file.message_type.add(name=f"{name}_{field_name}_Entry")
+                entry.field.add(name="key", number=1, label=_FIELD.LABEL_OPTIONAL, type=_FIELD.TYPE_STRING)
+                _set_type(entry.field.add(name="value", number=2, label=_FIELD.LABEL_OPTIONAL), type_name[4:-1])
+                field.label = _FIELD.LABEL_REPEATED
+                type_name = entry.name
+            _set_type(field, type_name)
+    return file
+
+
+def _set_type(field: descriptor_pb2.FieldDescriptorProto, type_name: str) -> None:
+    if type_name in _SCALARS:
+        field.type = _SCALARS[type_name]
+    else:
+        field.type = _FIELD.TYPE_MESSAGE
+        field.type_name = f".{_PACKAGE}.{type_name}"
 
 
 def dtype_name(number: int) -> str:

@@ -48,13 +48,8 @@ class AnomaliesView:
 
 @functools.lru_cache(maxsize=32)
 def read_anomalies(artifact_id: int, uri: str, splits: tuple[str, ...]) -> AnomaliesView:
-    """The anomalies of each split of the ExampleAnomalies artifact at ``uri``, and the gate's verdict (cached).
-
-    Args:
-        artifact_id: the artifact's ML Metadata id (with ``uri``, the cache key).
-        uri: the artifact's folder, a local path.
-        splits: the split names, as the artifact's ``split_names`` property lists them.
-    """
+    """The anomalies ExampleValidator found in each of ``splits`` (in the local folder ``uri``), and the gate's
+    verdict on them; cached by ``artifact_id`` and ``uri``."""
     protos = {split: load(uri, split) for split in splits}
     views = [_split(name, proto) for name, proto in protos.items()]
     lines = anomaly_text.summarize(protos)
@@ -84,7 +79,7 @@ def _split(name: str, anomalies: anomalies_pb2.Anomalies) -> SplitAnomalies:
         features.append(
             FeatureAnomaly(
                 feature=feature,
-                description=line.removeprefix(f"feature '{feature}': "),
+                description=line.removeprefix(f"feature '{feature}': ").strip(),
                 short=info.short_description,
                 severity=anomalies_pb2.AnomalyInfo.Severity.Name(info.severity),
             )
@@ -93,5 +88,5 @@ def _split(name: str, anomalies: anomalies_pb2.Anomalies) -> SplitAnomalies:
     if anomalies.HasField("dataset_anomaly_info"):
         whole = anomalies_pb2.Anomalies()
         whole.dataset_anomaly_info.CopyFrom(anomalies.dataset_anomaly_info)
-        dataset = anomaly_text.describe(whole)[0].removeprefix("whole dataset: ")
+        dataset = anomaly_text.describe(whole)[0].removeprefix("whole dataset: ").strip()
     return SplitAnomalies(name, features, dataset)

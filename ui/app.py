@@ -122,7 +122,8 @@ def _number(value: Any, digits: int = 4) -> str:
     if value is None or value == "":
         return "-"
     if isinstance(value, float):
-        return f"{value:.{digits}f}"
+        # Whole numbers (counts, ids such as census tracts) read better without decimals.
+        return f"{value:.0f}" if value.is_integer() else f"{value:.{digits}f}"
     return str(value)
 
 

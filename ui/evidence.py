@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from runs import compare, lineage
+from runs import artifacts, compare, lineage, nodes
 from runs.catalog import RunRow
 from ui.pages import render
 
@@ -24,6 +24,7 @@ def routes() -> list[Route]:
         Route("/artifacts/{artifact_id:int}", artifact_page, name="artifact"),
         Route("/artifacts/{artifact_id:int}/lineage", lineage_page, name="lineage"),
         Route("/runs/{run_id}/models", models_page, name="run_models"),
+        Route("/runs/{run_id}/schemas", schemas_page, name="run_schemas"),
         Route("/compare", compare_page, name="compare"),
     ]
 
@@ -36,10 +37,26 @@ def _artifact(explorer: Any, artifact_id: int) -> Any:
 
 
 def artifact_page(request: Request) -> Response:
+    """An artifact as a person wants to see it (statistics, first rows, schema, signatures, ...), and its
+    properties; files are read only from under the pipeline root."""
     explorer = request.app.state.explorer
     artifact = _artifact(explorer, request.path_params["artifact_id"])
     type_name = explorer.store.get_artifact_types_by_id([artifact.type_id])[0].name
-    return render(request, "artifact.html", artifact=artifact, type_name=type_name, view=None)
+    properties = {**artifact.properties, **artifact.custom_properties}
+    view = artifacts.view(artifact.id, type_name, artifact.uri, properties, explorer.config.pipeline.root)
+    shown = nodes.property_texts(artifact)
+    return render(request, "artifact.html", artifact=artifact, type_name=type_name, view=view, properties=shown)
+
+
+def schemas_page(request: Request) -> Response:
+    """The run's curated schema beside the one inferred from its data, with their differences."""
+    explorer = request.app.state.explorer
+    run_id = request.path_params["run_id"]
+    try:
+        view = artifacts.schema_comparison(explorer.store, run_id, explorer.config.pipeline.root)
+    except LookupError as error:
+        raise HTTPException(404, str(error)) from None
+    return render(request, "schemas.html", run_id=run_id, view=view)
 
 
 def lineage_page(request: Request) -> Response:

@@ -117,10 +117,17 @@ def run_page(request: Request) -> Response:
 
 
 def run_graph_fragment(request: Request) -> Response:
-    """The graph and the node table alone, for the run page to refresh while the run is in progress."""
+    """The graph and the node table alone, for the run page to refresh while the run is in progress.
+
+    A run that ended before ML Metadata saw it (stopped while loading TensorFlow) has nothing left to show: the
+    fragment says so and stops the refreshing.
+    """
     explorer = _explorer(request)
     run_id = request.path_params["run_id"]
-    graph, running = _graph(explorer, run_id)
+    try:
+        graph, running = _graph(explorer, run_id)
+    except HTTPException:
+        return render(request, "run_graph_gone.html", run_id=run_id)
     live = running is not None and running.run_id == run_id
     return render(request, "run_graph.html", graph=graph, graph_data=_graph_data(request, graph), live=live)
 

@@ -25,6 +25,13 @@
     const source = document.getElementById(container.dataset.graph);
     if (!source || typeof dagre === "undefined") return;
     const data = JSON.parse(source.textContent);
+    if (!data.nodes.length) {  // a run that is still loading TensorFlow has no pipeline to draw yet
+      const note = document.createElement("p");
+      note.className = "muted pad";
+      note.textContent = "Loading TensorFlow and building the pipeline…";
+      container.replaceChildren(note);
+      return;
+    }
     const graph = new dagre.graphlib.Graph();
     graph.setGraph({ rankdir: container.dataset.direction || "TB", nodesep: 16, ranksep: 34, marginx: 8, marginy: 8 });
     graph.setDefaultEdgeLabel(function () { return {}; });
