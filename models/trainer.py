@@ -191,16 +191,19 @@ def train(
             eval_loss.update_state(loss_fn(as_column(label), prediction) + regularization())
 
     @tf.function(autograph=False)
-    def results() -> dict[str, tf.Tensor]:
+    def results_of(metrics: tuple[keras.metrics.Metric, ...]) -> dict[str, tf.Tensor]:
         # Inside a tf.function without autograph, so Keras does not autograph-convert ``result`` (~1 s).
         return {metric.name: metric.result() for metric in metrics}
+
+    def results(*metrics: keras.metrics.Metric) -> dict[str, float]:
+        return {name: float(value) for name, value in results_of(metrics).items()}
 
     def evaluate() -> dict[str, float]:
         for metric in [*metrics, eval_loss]:
             metric.reset_state()
         for inputs, label in evaluation.take(eval_steps) if eval_steps else evaluation:
             eval_step(inputs, label)
-        return {name: float(value) for name, value in results().items()}
+        return results(*metrics)
 
     # The optimizer's slots are created now, not inside the first ``train_step``: a tf.function that creates
     # variables on its first call is traced twice, and each trace of this step costs ~1.7 s here.
@@ -216,13 +219,13 @@ def train(
                 tf.summary.scalar(tag, value)
 
     def write_validation(step: int, scores: dict[str, float]) -> None:
-        write(VALIDATION_LOG, step, {LOSS_TAG: float(eval_loss.result()), AUC_TAG: scores["auc"]})
+        write(VALIDATION_LOG, step, {**results(eval_loss), AUC_TAG: scores["auc"]})
 
     batches = iter(train)
     for step in range(1, train_steps + 1):
         train_step(*next(batches))
         if with_curves and (step % train_every == 0 or step == train_steps):
-            write(TRAIN_LOG, step, {LOSS_TAG: float(train_loss.result()), AUC_TAG: float(train_auc.result())})
+            write(TRAIN_LOG, step, results(train_loss, train_auc))
             train_loss.reset_state()
             train_auc.reset_state()
         if with_curves and step % validate_every == 0 and step < train_steps:
