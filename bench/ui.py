@@ -37,8 +37,9 @@ TARGET_FIRST_PAINT_MS = 1000.0
 TIMED_PAGES = ("runs list", "run page", "models page")
 
 
-def build_store(source_home: Path, target: Path, runs: int) -> tuple[str, list[str]]:
-    """Records ``runs`` copies of the source home's newest run into a new SQLite store at ``target``."""
+def build_store(source_home: Path, target: Path | Any, runs: int) -> tuple[str, list[str]]:
+    """Records ``runs`` copies of the source home's newest run into a new store: a SQLite file at ``target``, or
+    the ML Metadata ``ConnectionConfig`` ``target`` (e.g. a MySQL database; the tests use one)."""
     from ml_metadata.metadata_store import metadata_store
     from ml_metadata.proto import metadata_store_pb2 as pb
 
@@ -55,9 +56,12 @@ def build_store(source_home: Path, target: Path, runs: int) -> tuple[str, list[s
     run_context = source.get_context_by_type_and_name("pipeline_run", run_id)
     if names.RUN_ROW not in run_context.custom_properties:
         raise SystemExit(f"run {run_id} in {source_home} has not finished (or predates run records); run again")
-    connection = pb.ConnectionConfig()
-    connection.sqlite.filename_uri = str(target)
-    connection.sqlite.connection_mode = pb.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+    if isinstance(target, pb.ConnectionConfig):
+        connection = target
+    else:
+        connection = pb.ConnectionConfig()
+        connection.sqlite.filename_uri = str(target)
+        connection.sqlite.connection_mode = pb.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
     store = metadata_store.MetadataStore(connection)
 
     def copy_type(kind: str, type_id: int) -> int:

@@ -55,6 +55,7 @@ def run(home: str | None, data: str | None, no_cache: bool, profile: str | None,
                 config, run_id=run_id, log_path=log_path, on_start=display.attach, on_change=display.changed
             )
         summary.print_summary(terminal, result, log_path)
+        print(f"browse it: taxi-pipeline ui --home {config.home}  (http://127.0.0.1:8080/)", file=terminal)
     except UserError as error:  # another run took the home in the meantime
         print(f"error: {error}", file=terminal, flush=True)
         return EXIT_USAGE

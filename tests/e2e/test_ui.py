@@ -257,3 +257,52 @@ def test_stop_interrupts_a_running_run_and_frees_the_home(page, explorer, ui_hom
     assert active.current(home) is None
     page.goto(explorer.url + "/?state=interrupted")
     assert run_id in page.inner_text("table.runs")
+
+
+# --- On a MySQL store (the composer profile's kind) -----------------------------------------------------------------
+
+MARIADB = ("127.0.0.1", 3306)
+
+
+@pytest.fixture
+def mysql_database(first_ui_run, ui_home) -> Iterator[str]:
+    """A fresh MariaDB database holding three runs recorded from the first run's records through the ML Metadata
+    API (bench/ui.py's copier): what Composer's Airflow workers would have written into Cloud SQL."""
+    import socket
+    import uuid
+
+    with socket.socket() as probe:
+        probe.settimeout(2)
+        if probe.connect_ex(MARIADB) != 0:
+            pytest.skip("no MariaDB on 127.0.0.1:3306 (the project's machines run one; see README)")
+    from ml_metadata.proto import metadata_store_pb2
+
+    from bench.ui import build_store
+
+    database = f"taxi_ui_{uuid.uuid4().hex[:8]}"
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.mysql.host, connection.mysql.port = MARIADB
+    connection.mysql.user, connection.mysql.database = "root", database
+    home, _ = ui_home
+    build_store(home, connection, 3)
+    yield database
+    subprocess.run(["mariadb", "-h", MARIADB[0], "-u", "root", "-e", f"DROP DATABASE {database}"], check=False)
+
+
+def test_the_explorer_reads_runs_from_a_mysql_store(mysql_database, monkeypatch):
+    monkeypatch.setenv("MLMD_MYSQL_PASSWORD", "")
+    overrides = [
+        f"metadata.mysql_host={MARIADB[0]}",
+        "metadata.mysql_user=root",
+        f"metadata.mysql_database={mysql_database}",
+    ]
+    config = load_config("composer", overrides, home="/tmp/composer-home")
+    from starlette.testclient import TestClient
+
+    with TestClient(create_app(UiSettings(config=config)), base_url="http://127.0.0.1") as client:
+        runs = client.get("/")
+        assert runs.status_code == 200 and runs.text.count('class="state state-done"') == 3
+        run_id = runs.text.split("/runs/", 1)[1].split('"', 1)[0]
+        run = client.get(f"/runs/{run_id}")
+        assert run.status_code == 200 and "Trainer_linear" in run.text
+        assert client.get(f"/runs/{run_id}/nodes/Trainer_linear").status_code == 200
