@@ -77,22 +77,25 @@ def _scalars(run_folder: Path) -> dict[str, list[Point]]:
     from tensorboard.compat.proto import event_pb2  # protobuf only; deferred so importing this module stays light
 
     values: dict[str, dict[int, float]] = {}
+    plugins: dict[str, str] = {}  # a tag's plugin, which writers may state on its first value only
     for path in sorted(p for p in run_folder.iterdir() if EVENT_FILE_MARK in p.name):
         for record in tfformats.records(path):
             event = event_pb2.Event.FromString(record)
             for value in event.summary.value:
-                number = _scalar(value)
+                plugin = plugins.setdefault(value.tag, value.metadata.plugin_data.plugin_name)
+                number = _scalar(value, plugin)
                 if number is not None:
                     values.setdefault(value.tag, {})[event.step] = number
     return {tag: sorted(points.items()) for tag, points in values.items()}
 
 
-def _scalar(value: Any) -> float | None:
-    """A summary value's number: a TF2 scalar summary (a 0-d tensor of the scalars plugin) or a TF1 simple value."""
+def _scalar(value: Any, plugin: str) -> float | None:
+    """A summary value's number: a TF2 scalar summary (a 0-d tensor of the scalars plugin) or a TF1 simple value;
+    None for anything else (histograms, images, text)."""
     if value.HasField("simple_value"):
         return value.simple_value
     tensor = value.tensor
-    if value.metadata.plugin_data.plugin_name != SCALARS_PLUGIN or tensor.tensor_shape.dim:
+    if plugin not in ("", SCALARS_PLUGIN) or tensor.tensor_shape.dim:
         return None
     fmt = _SCALAR_FORMATS.get(tensor.dtype)
     if fmt is None:

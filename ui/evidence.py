@@ -5,6 +5,7 @@ Like ``ui/pages.py``: one plain handler per page, reading through ``runs/``, ren
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -12,8 +13,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from runs import artifacts, compare, lineage, nodes
+from pipeline import names
+from runs import artifacts, compare, evaluations, lineage, nodes
+from runs import training as training_reader
 from runs.catalog import RunRow
+from runs.graph import run_graph
 from ui.pages import render
 
 MAX_LINEAGE_LABEL = 40
@@ -87,14 +91,141 @@ def _lineage_node(request: Request, node: lineage.LineageNode, focus: str) -> di
     return {"id": node.key, "label": node.label, "state": state, "seconds": None, "component": detail, "href": href}
 
 
+@dataclasses.dataclass(frozen=True)
+class CandidateEvidence:
+    """One candidate of a run as the Models page shows it."""
+
+    name: str
+    evaluation: Any  # runs.evaluations.EvaluationView, or None when its Evaluator wrote nothing
+    training: Any  # runs.training.TrainingView, or None
+    blessed: bool | None
+    evaluation_id: int | None
+    model_id: int | None
+
+
+def _outputs(explorer: Any, run_id: str, node_id: str) -> dict[str, Any]:
+    """The node's output artifacts by port (``{"evaluation": ArtifactRef, ...}``); empty if it did not run."""
+    try:
+        detail = nodes.node_detail(explorer.store, run_id, node_id)
+    except LookupError:
+        return {}
+    return {port: refs[0] for port, refs in detail.outputs.items() if refs}
+
+
+def _candidate(explorer: Any, run_id: str, name: str) -> CandidateEvidence:
+    evaluated = _outputs(explorer, run_id, names.evaluator(name))
+    trained = _outputs(explorer, run_id, names.trainer(name))
+    evaluation = training = None
+    if "evaluation" in evaluated:
+        ref = evaluated["evaluation"]
+        evaluation = _readable(lambda: evaluations.read_evaluation(ref.id, ref.uri))
+    if "model_run" in trained:
+        ref = trained["model_run"]
+        training = _readable(lambda: training_reader.read_training(ref.id, ref.uri))
+    blessing = evaluated.get("blessing")
+    blessed = None if blessing is None else blessing.properties.get(names.BLESSED) == "1"
+    return CandidateEvidence(
+        name,
+        evaluation,
+        training,
+        blessed,
+        evaluated["evaluation"].id if "evaluation" in evaluated else None,
+        trained["model"].id if "model" in trained else None,
+    )
+
+
+def _readable(read: Any) -> Any:
+    """What a reader returns, or None for files that are gone or not there (a cached run's own are elsewhere)."""
+    try:
+        return read()
+    except (OSError, ValueError):
+        return None
+
+
 def models_page(request: Request) -> Response:
+    """The run's candidates side by side: metrics, blessing and why not, the selection; ROC, precision-recall and
+    calibration curves, confusion matrices, and training curves."""
     explorer = request.app.state.explorer
     run_id = request.path_params["run_id"]
     context = explorer.store.get_context_by_type_and_name("pipeline_run", run_id)
     if context is None:
         raise HTTPException(404, f"no run {run_id}")
     row = explorer.catalog.row(context)
-    return render(request, "models.html", run_id=run_id, row=row, candidates=[])
+    config = compare.flatten(compare.run_config_json(explorer.store, run_id))
+    candidate_names = [n.strip() for n in config.get("candidates.names", "").split(",") if n.strip()]
+    if not candidate_names:  # a run that recorded no config: its Evaluators say which candidates there were
+        graph_nodes = run_graph(explorer.store, explorer.pipeline_name, run_id).nodes
+        candidate_names = [c for c in (names.candidate_of(n.node_id) for n in graph_nodes) if c]
+        candidate_names = list(dict.fromkeys(candidate_names))
+    candidates = [_candidate(explorer, run_id, name) for name in candidate_names]
+    selector = _outputs(explorer, run_id, names.MODEL_SELECTOR).get("blessing")
+    selection = None
+    if selector is not None:
+        view = artifacts.view(
+            selector.id, "ModelBlessing", selector.uri, selector.properties, explorer.config.pipeline.root
+        )
+        selection = view.detail.selection if view.detail is not None else None
+    return render(
+        request,
+        "models.html",
+        run_id=run_id,
+        row=row,
+        candidates=candidates,
+        selection=selection,
+        charts=_charts(candidates),
+    )
+
+
+def _charts(candidates: list[CandidateEvidence]) -> dict[str, dict[str, Any]]:
+    """The curves as the page's chart script draws them: one chart per kind, one series per candidate."""
+    evaluated = [c for c in candidates if c.evaluation is not None and c.evaluation.candidate is not None]
+    charts: dict[str, dict[str, Any]] = {}
+    if evaluated:
+        charts["roc"] = _chart(
+            "ROC curve",
+            "false positive rate",
+            "true positive rate (recall)",
+            True,
+            [(c.name, c.evaluation.candidate.roc) for c in evaluated] + [("chance", [(0.0, 0.0), (1.0, 1.0)])],
+        )
+        charts["pr"] = _chart(
+            "Precision-recall",
+            "recall",
+            "precision",
+            True,
+            [(c.name, c.evaluation.candidate.precision_recall) for c in evaluated],
+        )
+        charts["calibration"] = _chart(
+            "Calibration",
+            "mean predicted probability",
+            "share of big tippers",
+            True,
+            [
+                (c.name, [(b.mean_prediction, b.positive_rate) for b in c.evaluation.candidate.calibration])
+                for c in evaluated
+            ]
+            + [("perfect", [(0.0, 0.0), (1.0, 1.0)])],
+        )
+    for tag, title in (("loss", "Training loss"), ("auc", "Training AUC")):
+        series = [
+            (f"{c.name} {run}", points)
+            for c in candidates
+            if c.training is not None
+            for run, points in sorted(c.training.curves.get(tag, {}).items())
+        ]
+        if series:
+            charts[f"training_{tag}"] = _chart(title, "step", tag, False, series)
+    return charts
+
+
+def _chart(title: str, x: str, y: str, square: bool, series: list[tuple[str, Any]]) -> dict[str, Any]:
+    return {
+        "title": title,
+        "x": x,
+        "y": y,
+        "square": square,
+        "series": [{"label": label, "points": [list(point) for point in points]} for label, points in series],
+    }
 
 
 def compare_page(request: Request) -> Response:

@@ -56,7 +56,7 @@ class ValidationOutcome:
         return lines
 
 
-def has_output(evaluation_uri: str, prefix: str) -> bool:
+def _has_output(evaluation_uri: str, prefix: str) -> bool:
     """Whether the Evaluator wrote a file starting with ``prefix`` (``metrics``, ``plots``, ``validations``)."""
     from tfx.dsl.io import fileio  # works for gs:// and local paths alike; loads TensorFlow
 
@@ -65,7 +65,7 @@ def has_output(evaluation_uri: str, prefix: str) -> bool:
 
 def read_metrics(evaluation_uri: str) -> EvaluationMetrics:
     """The overall metrics of candidate and baseline, and the candidate's per-slice ones; empty if none written."""
-    if not has_output(evaluation_uri, "metrics"):
+    if not _has_output(evaluation_uri, "metrics"):
         return EvaluationMetrics()  # the Evaluator failed before writing metrics
     import tensorflow_model_analysis as tfma
 
@@ -97,7 +97,7 @@ def validation_failures(evaluation_uri: str) -> list[str]:
 
 def read_validation(evaluation_uri: str) -> ValidationOutcome:
     """TFMA's validation result: passed or not, and each failed threshold; ``passed`` is None if none was written."""
-    if not has_output(evaluation_uri, "validations"):
+    if not _has_output(evaluation_uri, "validations"):
         return ValidationOutcome(passed=None)
     import tensorflow_model_analysis as tfma
 
