@@ -35,9 +35,7 @@ from pipeline.errors import UserError
     help="On an address other than this machine's, allow starting and stopping runs to whoever gives this token.",
 )
 @config_options(default_profile="local", example="pipeline.name=taxi")
-def ui(
-    home: str | None, host: str, port: int, run_token: str, profile: str | None, overrides: tuple[str, ...]
-) -> int:
+def ui(home: str | None, host: str, port: int, run_token: str, profile: str | None, overrides: tuple[str, ...]) -> int:
     config = load(profile, "local", overrides, home=home)
 
     from serving.server import bind
