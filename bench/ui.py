@@ -52,10 +52,17 @@ def build_store(source_home: Path, target: Path | Any, runs: int) -> tuple[str, 
     if not pipelines:
         raise SystemExit(f"{source_home} has no runs: run `make run` (or taxi-pipeline run --home ...) first")
     pipeline_name = pipelines[0].name
-    run_id = report.latest_run_id(source, pipeline_name)
-    run_context = source.get_context_by_type_and_name("pipeline_run", run_id)
-    if names.RUN_ROW not in run_context.custom_properties:
-        raise SystemExit(f"run {run_id} in {source_home} has not finished (or predates run records); run again")
+    finished = [
+        context
+        for context in (
+            source.get_context_by_type_and_name("pipeline_run", r) for r in report.run_ids(source, pipeline_name)
+        )
+        if names.RUN_ROW in context.custom_properties
+    ]
+    done = [c for c in finished if c.custom_properties[names.RUN_STATE].string_value == "done"]
+    if not finished:
+        raise SystemExit(f"{source_home} has no finished run with a run record; run the pipeline once more")
+    run_context = (done or finished)[-1]  # the newest run that finished well, if there is one
     if isinstance(target, pb.ConnectionConfig):
         connection = target
     else:

@@ -161,6 +161,8 @@ def run_local(
             tfx_compat.run_locally_as(pipeline, run_id)
         except Exception as failure:  # noqa: BLE001 - any component failure is reported from MLMD below
             error = failure
+        except KeyboardInterrupt as interrupt:  # Ctrl-C, or Stop in the run explorer: recorded, then passed on
+            error = interrupt
         finally:
             absl_logger.removeHandler(tracker)
             tracker.finish(failed=error is not None)
@@ -169,12 +171,19 @@ def run_local(
         report = run_report.read_run(
             store, config.pipeline.name, node_ids, run_id=run_id, candidates=config.candidates.names
         )
-        _record_run(config, report, store, lock.run)
+        _record_run(config, report, store, lock.run, interrupted=isinstance(error, KeyboardInterrupt))
+    if isinstance(error, KeyboardInterrupt):
+        raise error
     return LocalRun(report=report, error=error)
 
 
 def _record_run(
-    config: PipelineConfig, report: run_report.RunReport, store: metadata_store.MetadataStore, run: active.ActiveRun
+    config: PipelineConfig,
+    report: run_report.RunReport,
+    store: metadata_store.MetadataStore,
+    run: active.ActiveRun,
+    *,
+    interrupted: bool = False,
 ) -> None:
     """Saves the resolved config and the report under ``<home>/runs/<run id>/``, and the config, the pipeline's
     nodes and the log's path on the run's context in ML Metadata (the run explorer reads them there)."""
@@ -187,6 +196,6 @@ def _record_run(
         context.custom_properties[names.RUN_CONFIG].string_value = config.to_json()
         context.custom_properties[names.RUN_DAG].string_value = json.dumps(run.nodes)
         context.custom_properties[names.RUN_LOG].string_value = run.log_path
-        for key, value in catalog.summary_properties(report, config.to_json()).items():
+        for key, value in catalog.summary_properties(report, config.to_json(), interrupted=interrupted).items():
             context.custom_properties[key].string_value = value
         store.put_contexts([context])

@@ -63,8 +63,11 @@ def run_state(report: RunReport) -> str:
     return FAILED if failed else DONE
 
 
-def summary_properties(report: RunReport, config_json: str) -> dict[str, str]:
-    """What a local run records on its context when it ends, for the runs list: its state and its row."""
+def summary_properties(report: RunReport, config_json: str, *, interrupted: bool = False) -> dict[str, str]:
+    """What a local run records on its context when it ends, for the runs list: its state and its row.
+
+    ``interrupted``: the run was stopped (Ctrl-C, or Stop in the run explorer) rather than failing by itself.
+    """
     config = json.loads(config_json)
     metric = config.get("candidates", {}).get("selection_metric", "auc")
     winner = report.candidates.get(report.selected or "")
@@ -72,18 +75,22 @@ def summary_properties(report: RunReport, config_json: str) -> dict[str, str]:
         run_id=report.run_id,
         started_ms=0,  # the context's own create time says it
         seconds=None,  # ...and its last update time this
-        state=run_state(report),
+        state=INTERRUPTED if interrupted else run_state(report),
         winner=report.selected or "",
         metric=metric,
         score=winner.metrics.get(metric) if winner else None,
         pushed=report.pushed_path,
-        not_pushed=_why_not_pushed(run_state(report), report.blessed, report.failed_names()),
+        not_pushed=_why_not_pushed(
+            INTERRUPTED if interrupted else run_state(report), report.blessed, report.failed_names()
+        ),
         data_root=config.get("data", {}).get("root", ""),
     )
     return {names.RUN_STATE: row.state, names.RUN_ROW: row.to_json()}
 
 
 def _why_not_pushed(state: str, blessed: bool | None, failed: list[str]) -> str:
+    if state == INTERRUPTED:
+        return "the run was stopped"
     if state == STOPPED:
         return "the data failed validation"
     if state == FAILED:
@@ -131,13 +138,13 @@ class RunCatalog:
 
     def _contexts(self, state: str | None, active_run: str) -> list[metadata_store_pb2.Context]:
         query = f"type = 'pipeline_run' AND parent_contexts_a.name = {quoted(self._pipeline_name)}"
-        if state in (DONE, FAILED, STOPPED):
+        if state in (DONE, FAILED, STOPPED, INTERRUPTED):
             recorded = self._list(f"{query} AND custom_properties.{names.RUN_STATE}.string_value = {quoted(state)}")
             unrecorded = [c for c in self._list(query) if names.RUN_STATE not in c.custom_properties]
             matching = recorded + [c for c in unrecorded if self.row(c, active_run).state == state]
             return sorted(matching, key=lambda c: (c.create_time_since_epoch, c.id), reverse=True)
         contexts = self._list(query)
-        if state in (RUNNING, INTERRUPTED):
+        if state == RUNNING:
             contexts = [c for c in contexts if names.RUN_STATE not in c.custom_properties]
             contexts = [c for c in contexts if self.row(c, active_run).state == state]
         return contexts

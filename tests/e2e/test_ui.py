@@ -192,9 +192,19 @@ def test_a_person_clicks_from_the_runs_to_a_node_an_artifact_and_back(page, expl
     page.screenshot(path=str(shots / "node.png"), full_page=True)
     page.click("table.artifacts a:has-text('#')")  # the first input artifact
     page.wait_for_selector("h1")
+    page.screenshot(path=str(shots / "artifact.png"), full_page=True)
     page.click("text=where it came from")
     page.wait_for_selector(".graph svg .node")
     page.screenshot(path=str(shots / "lineage.png"), full_page=True)
+    page.goto(explorer.url + f"/runs/{run_id}")
+    page.click("text=models")
+    page.wait_for_selector("#chart-box-roc[data-drawn='yes'] canvas")  # uPlot drew the ROC curve
+    for candidate in first_ui_run.report.candidates:
+        assert candidate in page.inner_text("table.models")
+    page.screenshot(path=str(shots / "models.png"), full_page=True)
+    page.goto(explorer.url + f"/runs/{run_id}/schemas")
+    assert "Curated and inferred schema: differences" in page.inner_text("main")
+    page.screenshot(path=str(shots / "schemas.png"), full_page=True)
 
 
 def test_the_pushed_models_lineage_reaches_the_csv_file(page, explorer, first_ui_run, client):
@@ -209,7 +219,7 @@ def test_the_pushed_models_lineage_reaches_the_csv_file(page, explorer, first_ui
     assert "taxi.csv" in page.content()
 
 
-def test_a_company_name_with_a_script_tag_shows_as_text(page, explorer, first_ui_run, client):
+def test_a_company_name_with_a_script_tag_shows_as_text(page, explorer, first_ui_run, client, tmp_path_factory):
     """The company names are in the examples' statistics and first rows: the tag is shown, never run."""
     run_id = first_ui_run.report.run_id
     node = client.get(f"/runs/{run_id}/nodes/StatisticsGen").text
@@ -217,6 +227,7 @@ def test_a_company_name_with_a_script_tag_shows_as_text(page, explorer, first_ui
     page.goto(explorer.url + f"/artifacts/{statistics_id}")
     page.wait_for_load_state("networkidle")
     assert COMPANY in page.inner_text("main")
+    page.screenshot(path=str(_screenshot_dir(tmp_path_factory) / "statistics.png"), full_page=True)
     assert "<script>alert(1)</script>" not in page.content().replace("&lt;script&gt;alert(1)&lt;/script&gt;", "")
 
 
@@ -240,7 +251,7 @@ def test_a_run_started_from_the_form_reaches_done_live(page, explorer, ui_home, 
     page.screenshot(path=str(shots / "compare.png"), full_page=True)
 
 
-def test_stop_interrupts_a_running_run_and_frees_the_home(page, explorer, ui_home):
+def test_stop_interrupts_a_running_run_and_frees_the_home(page, explorer, ui_home, tmp_path_factory):
     home, data = ui_home
     page.goto(explorer.url + "/new")
     page.uncheck("input[name='pipeline.enable_cache']")  # a run that really works, so there is time to stop it
@@ -257,6 +268,8 @@ def test_stop_interrupts_a_running_run_and_frees_the_home(page, explorer, ui_hom
     assert active.current(home) is None
     page.goto(explorer.url + "/?state=interrupted")
     assert run_id in page.inner_text("table.runs")
+    page.goto(explorer.url + "/")
+    page.screenshot(path=str(_screenshot_dir(tmp_path_factory) / "runs.png"), full_page=True)
 
 
 # --- On a MySQL store (the composer profile's kind) -----------------------------------------------------------------
