@@ -90,6 +90,31 @@ def node_detail(store: Any, run_id: str, node_id: str) -> NodeDetail:
     )
 
 
+def run_outputs(store: Any, run_id: str) -> dict[str, dict[str, ArtifactRef]]:
+    """Every node's output artifacts in run ``run_id``, by node id and port (the first artifact of each port).
+
+    A handful of queries for the whole run, whatever its size: for pages that need many nodes' outputs at once
+    (the Models page reads every candidate's Trainer and Evaluator and the selector). LookupError for an unknown
+    run.
+    """
+    context = store.get_context_by_type_and_name("pipeline_run", run_id)
+    if context is None:
+        raise LookupError(f"no run {run_id!r}")
+    executions = store.get_executions_by_context(context.id)
+    node_of = node_of_executions(store, executions)
+    events = store.get_events_by_execution_ids([e.id for e in executions]) if executions else []
+    outputs = [e for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id(list({e.artifact_id for e in outputs}))} if outputs else {}
+    types = {t.id: t.name for t in store.get_artifact_types_by_id(list({a.type_id for a in artifacts.values()}))}
+    result: dict[str, dict[str, ArtifactRef]] = {}
+    for event in sorted(outputs, key=lambda e: e.artifact_id):
+        artifact = artifacts[event.artifact_id]
+        ports = result.setdefault(node_of.get(event.execution_id, ""), {})
+        ref = ArtifactRef(artifact.id, types.get(artifact.type_id, ""), artifact.uri, property_texts(artifact))
+        ports.setdefault(_port(event), ref)
+    return result
+
+
 def _producers(store: Any, artifact_ids: list[int]) -> dict[int, tuple[str, str]]:
     """Artifact id -> (run id, node id) of the execution that wrote it (not one that reused it from the cache)."""
     if not artifact_ids:

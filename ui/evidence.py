@@ -103,18 +103,9 @@ class CandidateEvidence:
     model_id: int | None
 
 
-def _outputs(explorer: Any, run_id: str, node_id: str) -> dict[str, Any]:
-    """The node's output artifacts by port (``{"evaluation": ArtifactRef, ...}``); empty if it did not run."""
-    try:
-        detail = nodes.node_detail(explorer.store, run_id, node_id)
-    except LookupError:
-        return {}
-    return {port: refs[0] for port, refs in detail.outputs.items() if refs}
-
-
-def _candidate(explorer: Any, run_id: str, name: str) -> CandidateEvidence:
-    evaluated = _outputs(explorer, run_id, names.evaluator(name))
-    trained = _outputs(explorer, run_id, names.trainer(name))
+def _candidate(outputs: dict[str, dict[str, Any]], name: str) -> CandidateEvidence:
+    evaluated = outputs.get(names.evaluator(name), {})
+    trained = outputs.get(names.trainer(name), {})
     evaluation = training = None
     if "evaluation" in evaluated:
         ref = evaluated["evaluation"]
@@ -157,8 +148,9 @@ def models_page(request: Request) -> Response:
         graph_nodes = run_graph(explorer.store, explorer.pipeline_name, run_id).nodes
         candidate_names = [c for c in (names.candidate_of(n.node_id) for n in graph_nodes) if c]
         candidate_names = list(dict.fromkeys(candidate_names))
-    candidates = [_candidate(explorer, run_id, name) for name in candidate_names]
-    selector = _outputs(explorer, run_id, names.MODEL_SELECTOR).get("blessing")
+    outputs = nodes.run_outputs(explorer.store, run_id)
+    candidates = [_candidate(outputs, name) for name in candidate_names]
+    selector = outputs.get(names.MODEL_SELECTOR, {}).get("blessing")
     selection = None
     if selector is not None:
         view = artifacts.view(
