@@ -17,7 +17,6 @@ from pipeline import names
 from runs import artifacts, compare, evaluations, lineage, nodes
 from runs import training as training_reader
 from runs.catalog import RunRow
-from runs.graph import run_graph
 from ui.pages import render
 
 MAX_LINEAGE_LABEL = 40
@@ -125,6 +124,23 @@ def _candidate(outputs: dict[str, dict[str, Any]], name: str) -> CandidateEviden
     )
 
 
+def _candidates(explorer: Any, run_id: str, outputs: dict[str, dict[str, Any]]) -> list[CandidateEvidence]:
+    """The run's candidates in config order (or, for a run that recorded no config, as its Trainers say)."""
+    config = compare.flatten(compare.run_config_json(explorer.store, run_id))
+    listed = [name.strip() for name in config.get("candidates.names", "").split(",") if name.strip()]
+    found = [name for name in (names.candidate_of(node) for node in outputs) if name]
+    return [_candidate(outputs, name) for name in dict.fromkeys(listed or sorted(found))]
+
+
+def _statistics(explorer: Any, outputs: dict[str, dict[str, Any]]) -> Any:
+    """The run's data statistics (StatisticsGen's), or None."""
+    ref = outputs.get("StatisticsGen", {}).get("statistics")
+    if ref is None:
+        return None
+    view = artifacts.view(ref.id, ref.type_name, ref.uri, ref.properties, explorer.config.pipeline.root)
+    return view.detail
+
+
 def _readable(read: Any) -> Any:
     """What a reader returns, or None for files that are gone or not there (a cached run's own are elsewhere)."""
     try:
@@ -142,14 +158,8 @@ def models_page(request: Request) -> Response:
     if context is None:
         raise HTTPException(404, f"no run {run_id}")
     row = explorer.catalog.row(context)
-    config = compare.flatten(compare.run_config_json(explorer.store, run_id))
-    candidate_names = [n.strip() for n in config.get("candidates.names", "").split(",") if n.strip()]
-    if not candidate_names:  # a run that recorded no config: its Evaluators say which candidates there were
-        graph_nodes = run_graph(explorer.store, explorer.pipeline_name, run_id).nodes
-        candidate_names = [c for c in (names.candidate_of(n.node_id) for n in graph_nodes) if c]
-        candidate_names = list(dict.fromkeys(candidate_names))
     outputs = nodes.run_outputs(explorer.store, run_id)
-    candidates = [_candidate(outputs, name) for name in candidate_names]
+    candidates = _candidates(explorer, run_id, outputs)
     selector = outputs.get(names.MODEL_SELECTOR, {}).get("blessing")
     selection = None
     if selector is not None:
@@ -228,6 +238,7 @@ def compare_page(request: Request) -> Response:
     recent = explorer.catalog.page(1, 50).rows
     rows: list[compare.ConfigRow] = []
     summaries: list[RunRow] = []
+    evidence: list[tuple[list[CandidateEvidence], Any]] = []
     if left and right:
         for run_id in (left, right):
             context = explorer.store.get_context_by_type_and_name("pipeline_run", run_id)
@@ -237,6 +248,60 @@ def compare_page(request: Request) -> Response:
         rows = compare.config_rows(
             compare.run_config_json(explorer.store, left), compare.run_config_json(explorer.store, right)
         )
+        for run_id in (left, right):
+            outputs = nodes.run_outputs(explorer.store, run_id)
+            evidence.append((_candidates(explorer, run_id, outputs), _statistics(explorer, outputs)))
     return render(
-        request, "compare.html", left=left, right=right, only=only, rows=rows, summaries=summaries, recent=recent
+        request,
+        "compare.html",
+        left=left,
+        right=right,
+        only=only,
+        rows=rows,
+        summaries=summaries,
+        recent=recent,
+        models=_model_rows(evidence) if evidence else [],
+        data=_data_rows(evidence) if evidence else [],
     )
+
+
+def _model_rows(evidence: list[tuple[list[CandidateEvidence], Any]]) -> list[dict[str, Any]]:
+    """Each candidate of either run with both runs' metrics: ``{"name", "metric", "left", "right"}`` rows."""
+    by_run = [{c.name: c for c in candidates} for candidates, _ in evidence]
+    rows = []
+    for name in dict.fromkeys([*by_run[0], *by_run[1]]):
+        for metric in ("auc", "binary_accuracy", "calibration"):
+            values = [_metric(run.get(name), metric) for run in by_run]
+            rows.append({"name": name, "metric": metric, "left": values[0], "right": values[1]})
+    return rows
+
+
+def _metric(candidate: CandidateEvidence | None, metric: str) -> float | None:
+    if candidate is None or candidate.evaluation is None:
+        return None
+    return candidate.evaluation.metrics.get(metric)
+
+
+def _data_rows(evidence: list[tuple[list[CandidateEvidence], Any]]) -> list[dict[str, Any]]:
+    """The two runs' data side by side: examples per split, and per feature of the train split its missing share
+    and its mean (numbers) or number of distinct values (strings)."""
+    stats = [statistics for _, statistics in evidence]
+    rows = []
+    splits = dict.fromkeys(s.name for run in stats if run is not None for s in run.splits)
+    for split in splits:
+        values = [run.split(split).examples if run is not None and run.split(split) else None for run in stats]
+        rows.append({"what": f"examples in {split}", "left": values[0], "right": values[1]})
+    train = [run.split("train") if run is not None else None for run in stats]
+    features = dict.fromkeys(f.name for side in train if side is not None for f in side.features)
+    for feature in features:
+        sides = [side.feature(feature) if side is not None else None for side in train]
+        rows.append({"what": f"{feature}: missing %", **_pair(sides, lambda f: round(f.missing_pct, 2))})
+        numeric = any(f is not None and f.numeric for f in sides)
+        label, value = ("mean", lambda f: f.mean) if numeric else ("distinct values", lambda f: f.unique)
+        rows.append({"what": f"{feature}: {label}", **_pair(sides, value)})
+    return rows
+
+
+def _pair(sides: list[Any], value: Any) -> dict[str, Any]:
+    left, right = (value(side) if side is not None else None for side in sides)
+    return {"left": left, "right": right}

@@ -143,7 +143,10 @@ def test_the_confusion_matrix_at_one_half_counts_each_eval_example_once_and_is_t
         counts = [matrix.true_positives, matrix.false_positives, matrix.true_negatives, matrix.false_negatives]
         assert sum(counts) == matrix.examples == view.metrics["example_count"] == eval_examples
         assert all(count > 0 for count in counts)
-        assert matrix.accuracy == pytest.approx(view.metrics["binary_accuracy"], abs=1e-6)
+        # TFMA builds the plot's matrices from a histogram of the predictions in 1,000 buckets, BinaryAccuracy from
+        # the predictions themselves: a prediction within 0.001 of 0.5 may land on the other side. Seen here: one
+        # example of 423 once, equal to 1e-6 in other runs.
+        assert matrix.accuracy == pytest.approx(view.metrics["binary_accuracy"], abs=1.5 / matrix.examples)
         assert matrix.precision == pytest.approx(counts[0] / (counts[0] + counts[1]))
 
 

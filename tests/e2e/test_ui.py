@@ -246,8 +246,13 @@ def test_a_run_started_from_the_form_reaches_done_live(page, explorer, ui_home, 
     assert set(states) <= {"done", "cached"}, states
     assert "training.train_steps" in page.inner_text("main")  # the difference from the previous run
     page.goto(explorer.url + f"/compare?a={first_ui_run.report.run_id}&b={run_id}&only=1")
-    rows = page.eval_on_selector_all("table.config tr.differs td:first-child", "cells => cells.map(c => c.textContent)")
+    differing = "cells => cells.map(c => c.textContent)"
+    rows = page.eval_on_selector_all("#config-comparison tr.differs td:first-child", differing)
     assert rows == ["training.train_steps"], rows
+    # Same data: no statistic differs; other training steps: the candidates' metrics do.
+    assert page.eval_on_selector_all("#data-comparison tr.differs", differing) == []
+    assert "examples in train" in page.inner_text("#data-comparison")
+    assert page.locator("#model-comparison tr.differs").count() > 0
     page.screenshot(path=str(shots / "compare.png"), full_page=True)
 
 
