@@ -7,14 +7,17 @@ before TensorFlow loads is the command line's job (``cli/preflight.py``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
 import logging
+import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from ml_metadata.metadata_store import metadata_store
 
@@ -157,24 +160,46 @@ def run_local(
         absl_logger = logging.getLogger("absl")
         absl_logger.addHandler(tracker)
         error: BaseException | None = None
-        try:
-            tfx_compat.run_locally_as(pipeline, run_id)
-        except Exception as failure:  # noqa: BLE001 - any component failure is reported from MLMD below
-            error = failure
-        except KeyboardInterrupt as interrupt:  # Ctrl-C, or Stop in the run explorer: recorded, then passed on
-            error = interrupt
-        finally:
-            absl_logger.removeHandler(tracker)
-            tracker.finish(failed=error is not None)
+        with _interrupts_noted() as interrupted:
+            try:
+                tfx_compat.run_locally_as(pipeline, run_id)
+            except Exception as failure:  # noqa: BLE001 - any component failure is reported from MLMD below
+                error = failure
+            except KeyboardInterrupt as interrupt:  # Ctrl-C, or Stop in the run explorer: recorded, passed on
+                error = interrupt
+            finally:
+                absl_logger.removeHandler(tracker)
+                tracker.finish(failed=error is not None)
 
         store = open_store(connection, read_only=False)
         report = run_report.read_run(
             store, config.pipeline.name, node_ids, run_id=run_id, candidates=config.candidates.names
         )
-        _record_run(config, report, store, lock.run, interrupted=isinstance(error, KeyboardInterrupt))
-    if isinstance(error, KeyboardInterrupt):
-        raise error
+        _record_run(config, report, store, lock.run, interrupted=interrupted.is_set())
+    if interrupted.is_set():
+        raise KeyboardInterrupt
     return LocalRun(report=report, error=error)
+
+
+@contextlib.contextmanager
+def _interrupts_noted() -> Iterator[threading.Event]:
+    """Notes a SIGINT (Ctrl-C, or Stop in the run explorer) while the pipeline runs, then raises
+    KeyboardInterrupt as Python would. A component's executor may catch that KeyboardInterrupt and fail with an
+    error of its own instead; the note still tells the run was interrupted, not broken."""
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted  # signal handlers belong to the main thread; a run elsewhere has no Ctrl-C of its own
+        return
+
+    def note(signum: int, frame: Any) -> None:
+        interrupted.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _record_run(

@@ -154,7 +154,7 @@ def view(
         for a uri outside the pipeline root, and ``error`` saying why when there is no detail.
     """
     kind, reader = _READERS.get(type_name, (FILES, _files))
-    refusal, path = _checked_path(uri, pipeline_root)
+    refusal, path = checked_path(uri, pipeline_root)
     if refusal:
         return ArtifactView(artifact_id, type_name, uri, kind, error=refusal, refused=True)
     plain = {key: _plain(value) for key, value in properties.items()}
@@ -204,7 +204,7 @@ def split_names(uri: str | Path, properties: Mapping[str, Any]) -> tuple[str, ..
     return tuple(sorted(folder.name.removeprefix("Split-") for folder in folders if folder.is_dir()))
 
 
-def _checked_path(uri: str, pipeline_root: str | Path) -> tuple[str, str]:
+def checked_path(uri: str, pipeline_root: str | Path) -> tuple[str, str]:
     """(why the uri is refused, "") or ("", the resolved local path inside the pipeline root)."""
     if not uri:
         return "the artifact has no uri", ""

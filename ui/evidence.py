@@ -102,16 +102,16 @@ class CandidateEvidence:
     model_id: int | None
 
 
-def _candidate(outputs: dict[str, dict[str, Any]], name: str) -> CandidateEvidence:
+def _candidate(outputs: dict[str, dict[str, Any]], name: str, root: str) -> CandidateEvidence:
     evaluated = outputs.get(names.evaluator(name), {})
     trained = outputs.get(names.trainer(name), {})
     evaluation = training = None
     if "evaluation" in evaluated:
         ref = evaluated["evaluation"]
-        evaluation = _readable(lambda: evaluations.read_evaluation(ref.id, ref.uri))
+        evaluation = _readable(root, ref, lambda path: evaluations.read_evaluation(ref.id, path))
     if "model_run" in trained:
         ref = trained["model_run"]
-        training = _readable(lambda: training_reader.read_training(ref.id, ref.uri))
+        training = _readable(root, ref, lambda path: training_reader.read_training(ref.id, path))
     blessing = evaluated.get("blessing")
     blessed = None if blessing is None else blessing.properties.get(names.BLESSED) == "1"
     return CandidateEvidence(
@@ -129,7 +129,8 @@ def _candidates(explorer: Any, run_id: str, outputs: dict[str, dict[str, Any]]) 
     config = compare.flatten(compare.run_config_json(explorer.store, run_id))
     listed = [name.strip() for name in config.get("candidates.names", "").split(",") if name.strip()]
     found = [name for name in (names.candidate_of(node) for node in outputs) if name]
-    return [_candidate(outputs, name) for name in dict.fromkeys(listed or sorted(found))]
+    root = explorer.config.pipeline.root
+    return [_candidate(outputs, name, root) for name in dict.fromkeys(listed or sorted(found))]
 
 
 def _statistics(explorer: Any, outputs: dict[str, dict[str, Any]]) -> Any:
@@ -141,10 +142,14 @@ def _statistics(explorer: Any, outputs: dict[str, dict[str, Any]]) -> Any:
     return view.detail
 
 
-def _readable(read: Any) -> Any:
-    """What a reader returns, or None for files that are gone or not there (a cached run's own are elsewhere)."""
+def _readable(root: str, ref: Any, read: Any) -> Any:
+    """What ``read(path)`` returns for the artifact's folder, or None when its uri is not inside the pipeline root
+    (nothing is read then) or its files are gone."""
+    refusal, path = artifacts.checked_path(ref.uri, root)
+    if refusal:
+        return None
     try:
-        return read()
+        return read(path)
     except (OSError, ValueError):
         return None
 

@@ -42,6 +42,12 @@ class UiSettings:
         return is_loopback(self.host)
 
     @property
+    def local_runs(self) -> bool:
+        """Whether this profile runs here: ``taxi-pipeline run`` needs a SQLite ML Metadata store. A profile whose
+        runs an orchestrator starts (Composer's MySQL store) is browsed, not run, from the explorer."""
+        return bool(self.config.metadata.sqlite_path) and not self.config.metadata.mysql_host
+
+    @property
     def can_start_runs(self) -> bool:
         """Whether the New run form is offered at all."""
-        return self.loopback or bool(self.run_token)
+        return self.local_runs and (self.loopback or bool(self.run_token))

@@ -307,12 +307,16 @@ def mysql_database(first_ui_run, ui_home) -> Iterator[str]:
     subprocess.run(["mariadb", "-h", MARIADB[0], "-u", "root", "-e", f"DROP DATABASE {database}"], check=False)
 
 
-def test_the_explorer_reads_runs_from_a_mysql_store(mysql_database, monkeypatch):
+def test_the_explorer_reads_runs_from_a_mysql_store(mysql_database, ui_home, monkeypatch):
+    """Every read-only page on the composer profile's kind of store; the copied runs' files are in the first run's
+    pipeline root, which the profile is pointed at. Starting runs is off: the profile's runs are Airflow's."""
+    home, _ = ui_home
     monkeypatch.setenv("MLMD_MYSQL_PASSWORD", "")
     overrides = [
         f"metadata.mysql_host={MARIADB[0]}",
         "metadata.mysql_user=root",
         f"metadata.mysql_database={mysql_database}",
+        f"pipeline.root={home}/pipeline_root",
     ]
     config = load_config("composer", overrides, home="/tmp/composer-home")
     from starlette.testclient import TestClient
@@ -320,7 +324,21 @@ def test_the_explorer_reads_runs_from_a_mysql_store(mysql_database, monkeypatch)
     with TestClient(create_app(UiSettings(config=config)), base_url="http://127.0.0.1") as client:
         runs = client.get("/")
         assert runs.status_code == 200 and runs.text.count('class="state state-done"') == 3
-        run_id = runs.text.split("/runs/", 1)[1].split('"', 1)[0]
-        run = client.get(f"/runs/{run_id}")
-        assert run.status_code == 200 and "Trainer_linear" in run.text
-        assert client.get(f"/runs/{run_id}/nodes/Trainer_linear").status_code == 200
+        assert "New run" not in runs.text
+        run_ids = [part.split('"', 1)[0] for part in runs.text.split('href="http://127.0.0.1/runs/')[1:]]
+        run_id = run_ids[0].split("/")[0]
+        pages = {
+            f"/runs/{run_id}": "Trainer_linear",
+            f"/runs/{run_id}/nodes/Trainer_linear": "models.trainer.run_fn",
+            f"/runs/{run_id}/models": "Confusion matrices",
+            f"/runs/{run_id}/schemas": "Curated and inferred schema",
+            f"/compare?a={run_id}&b={run_ids[-1].split('/')[0]}": "Candidates' metrics",
+        }
+        for page, text in pages.items():
+            answer = client.get(page)
+            assert answer.status_code == 200 and text in answer.text, page
+        pusher = client.get(f"/runs/{run_id}/nodes/Pusher").text
+        pushed_id = pusher.split("/artifacts/")[-1].split('"')[0].split("/")[0]
+        assert "CsvExampleGen" in client.get(f"/artifacts/{pushed_id}/lineage").text
+        assert "Signatures" in client.get(f"/artifacts/{pushed_id}").text
+        assert "are started by its orchestrator" in client.get("/new").text
