@@ -18,7 +18,10 @@ STATISTICS_FILE = "FeatureStats.pb"
 
 @dataclasses.dataclass(frozen=True)
 class Bucket:
-    """One bar of a histogram: the values from ``low`` to ``high`` (a category's value in ``label``) and how many."""
+    """One bar of a histogram: the values from ``low`` to ``high`` (a category's value in ``label``) and how many.
+
+    TFDV's equal-width histogram for numbers; for strings one bar per top value.
+    """
 
     low: float
     high: float

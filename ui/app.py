@@ -18,7 +18,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Mount
+from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -52,8 +52,18 @@ def create_app(settings: UiSettings, store: SharedReader | None = None) -> Starl
     explorer = Explorer(settings, store, RunCatalog(store, settings.config.pipeline.name))
     app = Starlette(
         routes=[
-            *pages.routes(),
-            *evidence.routes(),
+            Route("/", pages.runs_list, name="runs"),
+            Route("/runs/{run_id}", pages.run_page, name="run"),
+            Route("/runs/{run_id}/graph", pages.run_graph_fragment, name="run_graph"),
+            Route("/runs/{run_id}/log", pages.run_log, name="run_log"),
+            Route("/runs/{run_id}/stop", pages.stop_run, methods=["POST"], name="stop"),
+            Route("/runs/{run_id}/nodes/{node_id}", pages.node_page, name="node"),
+            Route("/runs/{run_id}/models", evidence.models_page, name="run_models"),
+            Route("/runs/{run_id}/schemas", evidence.schemas_page, name="run_schemas"),
+            Route("/artifacts/{artifact_id:int}", evidence.artifact_page, name="artifact"),
+            Route("/artifacts/{artifact_id:int}/lineage", evidence.lineage_page, name="lineage"),
+            Route("/compare", evidence.compare_page, name="compare"),
+            Route("/new", pages.new_run, methods=["GET", "POST"], name="new_run"),
             Mount("/static", StaticFiles(directory=str(UI_DIR / "static")), name="static"),
         ],
         middleware=[

@@ -11,25 +11,12 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from pipeline import names
 from runs import artifacts, compare, evaluations, lineage, nodes
 from runs import training as training_reader
 from runs.catalog import RunRow
 from ui.pages import render
-
-MAX_LINEAGE_LABEL = 40
-
-
-def routes() -> list[Route]:
-    return [
-        Route("/artifacts/{artifact_id:int}", artifact_page, name="artifact"),
-        Route("/artifacts/{artifact_id:int}/lineage", lineage_page, name="lineage"),
-        Route("/runs/{run_id}/models", models_page, name="run_models"),
-        Route("/runs/{run_id}/schemas", schemas_page, name="run_schemas"),
-        Route("/compare", compare_page, name="compare"),
-    ]
 
 
 def _artifact(explorer: Any, artifact_id: int) -> Any:

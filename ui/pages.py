@@ -13,7 +13,6 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Route
 
 from pipeline.config import config_from_dict, load_config
 from pipeline.errors import UserError
@@ -25,18 +24,6 @@ from ui.explorer import Explorer
 
 RUNS_PER_PAGE = 25
 LOG_TAIL_LINES = 2000
-
-
-def routes() -> list[Route]:
-    return [
-        Route("/", runs_list, name="runs"),
-        Route("/runs/{run_id}", run_page, name="run"),
-        Route("/runs/{run_id}/graph", run_graph_fragment, name="run_graph"),
-        Route("/runs/{run_id}/log", run_log, name="run_log"),
-        Route("/runs/{run_id}/stop", stop_run, methods=["POST"], name="stop"),
-        Route("/runs/{run_id}/nodes/{node_id}", node_page, name="node"),
-        Route("/new", new_run, methods=["GET", "POST"], name="new_run"),
-    ]
 
 
 def _explorer(request: Request) -> Explorer:
