@@ -41,6 +41,7 @@ def run(home: str | None, data: str | None, no_cache: bool, profile: str | None,
         overrides = (*overrides, "pipeline.enable_cache=false")
     config = load(profile, "local", overrides, home=home, data_root=data)
     check_inputs(config)  # before TensorFlow loads and the screen switches to the progress display
+    local.reachable_store(config)
     busy = active.current(config.home)
     if busy is not None:  # said before the screen switches; the runner's lock is what really keeps runs apart
         raise active.HomeBusyError(active.busy_message(Path(config.home), busy))

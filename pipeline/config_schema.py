@@ -272,8 +272,28 @@ class AirflowSection(_Section):
     # Cron expression or preset (@daily); empty means runs are only triggered by hand.
     schedule: str = "@daily"
     start_date: str = "2024-01-01"
+    # A task that fails (its worker died, a transient error) is run again this many times, this long apart.
     retries: int = 2
     retry_delay_minutes: int = 5
+    # How many of the DAG's tasks run at once (the DAG's max_active_tasks): the candidates' Trainer -> Evaluator
+    # branches run side by side up to this. Airflow's core.parallelism and the workers' slots cap it too.
+    parallelism: int = 4
+
+    @field_validator("retries", "retry_delay_minutes")
+    @classmethod
+    def _not_negative(cls, value: int) -> int:
+        if value < 0:
+            raise PydanticCustomError("negative", "expected 0 or more, got {value}", {"value": value})
+        return value
+
+    @field_validator("parallelism")
+    @classmethod
+    def _at_least_one_task(cls, value: int) -> int:
+        if value < 1:
+            raise PydanticCustomError(
+                "no_parallelism", "expected at least 1 task at a time, got {value}", {"value": value}
+            )
+        return value
 
 
 # The profile's [schema] table is ``config.schema``; as a field name it hides BaseModel's deprecated ``schema()``

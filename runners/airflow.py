@@ -40,7 +40,8 @@ def load_dag_config(profile: str, overrides: Sequence[str] = (), home: str | Non
 
 
 def dag_arguments(config: PipelineConfig) -> dict[str, Any]:
-    """DAG settings from ``[airflow]``: schedule, start date, no catchup, one run at a time, retries."""
+    """DAG settings from ``[airflow]``: schedule, start date, no catchup, one run at a time, retries, and how many
+    tasks run at once (the candidates' branches run side by side)."""
     try:
         start = datetime.datetime.fromisoformat(config.airflow.start_date)
     except ValueError:
@@ -53,6 +54,7 @@ def dag_arguments(config: PipelineConfig) -> dict[str, Any]:
         "start_date": start,
         "catchup": False,
         "max_active_runs": 1,
+        "max_active_tasks": config.airflow.parallelism,
         "default_args": {
             "retries": config.airflow.retries,
             "retry_delay": datetime.timedelta(minutes=config.airflow.retry_delay_minutes),

@@ -1,4 +1,5 @@
-"""Runs the pipeline on this machine: LocalDagRunner, in-process Beam, the SQLite ML Metadata store under ``--home``.
+"""Runs the pipeline on this machine: LocalDagRunner, in-process Beam, the ML Metadata store of ``[metadata]`` (the
+SQLite file under ``--home``, or a MySQL server such as the one Composer's runs write to).
 
 ``run_local`` is what ``taxi-pipeline run`` and the end-to-end tests call: it runs the pipeline while reporting
 each component's progress, and returns what ML Metadata recorded about the run. Checking the user's input
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
 
 import tfx_compat
 from pipeline import metadata, names
@@ -127,7 +129,7 @@ def run_local(
     """Runs the whole pipeline with LocalDagRunner and reads the run back from ML Metadata.
 
     Args:
-        config: the resolved config; its ``[metadata]`` must name a SQLite file.
+        config: the resolved config; its ``[metadata]`` must name a store (SQLite file or MySQL server).
         run_id: the run's id (``new_run_id()`` when None).
         log_path: the run's log file, recorded with the run for the run explorer.
         on_start: receives the progress tracker once the pipeline is built (TensorFlow loaded).
@@ -138,10 +140,7 @@ def run_local(
         the pipeline are returned, not raised, so the caller can always show what happened. A home another run
         holds raises ``runs.active.HomeBusyError`` before anything runs.
     """
-    connection = metadata.connection_config(config)
-    if connection is None or not connection.HasField("sqlite"):
-        raise UserError("the local runner needs metadata.sqlite_path (a SQLite ML Metadata file)")
-    Path(connection.sqlite.filename_uri).parent.mkdir(parents=True, exist_ok=True)
+    connection = reachable_store(config)
     run_id = run_id or new_run_id()
 
     with active.hold(config.home, run_id, log_path, config.to_json()) as lock:
@@ -179,6 +178,51 @@ def run_local(
     if interrupted.is_set():
         raise KeyboardInterrupt
     return LocalRun(report=report, error=error)
+
+
+def reachable_store(config: PipelineConfig) -> metadata_store_pb2.ConnectionConfig:
+    """The run's ML Metadata connection, opened once before anything loads (``taxi-pipeline run`` calls it with its
+    input checks): a store that cannot be reached (wrong host or password, no server) is a user mistake said in
+    one line, not a failure inside the first component.
+    ML Metadata creates the SQLite file, or the MySQL database and its tables, on this first open."""
+    connection = metadata.connection_config(config)
+    if connection is None:
+        raise UserError(
+            f"profile '{config.profile}' names no ML Metadata store; the local runner needs metadata.sqlite_path "
+            "or metadata.mysql_host"
+        )
+    if connection.HasField("sqlite"):
+        Path(connection.sqlite.filename_uri).parent.mkdir(parents=True, exist_ok=True)
+        return connection
+    settings = config.metadata
+    # A plain client first: it says why the server refuses us ("Access denied for user ..."), where ML Metadata
+    # only logs that the connection failed (on the terminal, before the run's log takes stderr).
+    refusal = _mysql_refusal(connection.mysql)
+    if not refusal:
+        try:
+            open_store(connection, read_only=False)
+        except Exception as error:  # noqa: BLE001 - ML Metadata raises its own status errors for every cause
+            refusal = str(error).strip() or type(error).__name__
+    if refusal:
+        hint = "" if connection.mysql.password else f" (no password: ${settings.mysql_password_env} is not set)"
+        raise UserError(
+            f"cannot open ML Metadata on MySQL {settings.mysql_user}@{settings.mysql_host}:{settings.mysql_port}"
+            f"/{settings.mysql_database}: {refusal}{hint}"
+        )
+    return connection
+
+
+def _mysql_refusal(mysql: metadata_store_pb2.MySQLDatabaseConfig) -> str:
+    """Why the MySQL server refuses us, in its own words; empty when a plain client connects."""
+    import pymysql
+
+    try:
+        pymysql.connect(
+            host=mysql.host, port=mysql.port, user=mysql.user, password=mysql.password, connect_timeout=10
+        ).close()
+    except pymysql.err.MySQLError as refusal:
+        return str(refusal.args[-1]) if refusal.args else str(refusal)
+    return ""
 
 
 @contextlib.contextmanager
