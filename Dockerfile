@@ -19,6 +19,6 @@ COPY models ./models
 COPY tfx_compat ./tfx_compat
 COPY schema ./schema
 RUN python -m pip install --no-cache-dir --no-deps . \
-    && python -c "import models.trainer, pipeline.components.validation_gate, pipeline.components.model_selection"
+    && python -c "import models.trainer, pipeline.components.validation_gate, pipeline.components.model_selection, tfx_compat.csv_example_gen"
 ENV TF_USE_LEGACY_KERAS=1
 # The TFX image's entrypoint (the KFP v2 launcher / Beam boot) is kept: no ENTRYPOINT or CMD here.

@@ -7,6 +7,7 @@ are ``<Component>_<candidate>``: ids must be unique, and this form is a valid ta
 
 from __future__ import annotations
 
+EXAMPLE_GEN = "CsvExampleGen"
 VALIDATION_GATE = "ValidationGate"
 BASELINE_RESOLVER = "latest_blessed_model_resolver"
 MODEL_SELECTOR = "ModelSelector"

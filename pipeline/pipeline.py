@@ -20,7 +20,8 @@ from ml_metadata.proto import metadata_store_pb2
 
 # Module paths rather than TFX's public ``tfx.v1``: importing any of ``tfx.v1`` imports ``tfx.v1.extensions`` and
 # with it google-cloud-aiplatform, which made this import 10.9 s instead of 8.3 s here (docs/ARCHITECTURE.md).
-from tfx.components import CsvExampleGen, Evaluator, ExampleValidator, SchemaGen, StatisticsGen, Transform
+from tfx.components import Evaluator, ExampleValidator, FileBasedExampleGen, SchemaGen, StatisticsGen, Transform
+from tfx.dsl.components.base import executor_spec
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 from tfx.orchestration import pipeline as tfx_pipeline
@@ -38,6 +39,7 @@ from pipeline.components.validation_gate import ValidationGate
 from pipeline.config import PipelineConfig
 from pipeline.evaluation import eval_config
 from pipeline.fingerprints import code_fingerprint
+from tfx_compat import csv_example_gen
 
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.trainer.run_fn"
@@ -85,8 +87,11 @@ def create_pipeline(
     """
     # In the parameters of every step that runs user code, so TFX's cache sees edits (pipeline/fingerprints.py).
     fingerprint = code_fingerprint()
-    example_gen = CsvExampleGen(
+    # TFX's CsvExampleGen with an executor that drops the byte-order mark Excel puts before the first column's
+    # name (tfx_compat/csv_example_gen.py); TFX 1.16's CsvExampleGen class takes no executor, its base does.
+    example_gen = FileBasedExampleGen(
         input_base=_runtime(config, "data_root", config.data.root),
+        custom_executor_spec=executor_spec.BeamExecutorSpec(csv_example_gen.Executor),
         output_config=example_gen_pb2.Output(
             split_config=example_gen_pb2.SplitConfig(
                 splits=[
@@ -95,7 +100,7 @@ def create_pipeline(
                 ]
             )
         ),
-    )
+    ).with_id(names.EXAMPLE_GEN)
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     # The inferred schema is kept beside the curated one: diffing them shows what the data looks like today.
     inferred_schema = SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=False)

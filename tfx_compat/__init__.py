@@ -5,11 +5,13 @@ says what it relies on; ``tests/unit/test_tfx_compat.py`` asserts each of those 
 packages, so an upgrade that changes one fails that test by name instead of breaking a run in the middle.
 
 This package is the bottom of the house: it imports nothing of ours (``models/`` uses it too), and TensorFlow or
-TFX only inside the helpers that need them, so importing it is free.
+TFX only inside the helpers that need them, so importing it is free. A submodule that subclasses a TFX class
+imports TFX at its top (``tfx_compat.csv_example_gen``: ExampleGen's executor, which steps import by path).
 """
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 from typing import Any
@@ -45,6 +47,19 @@ EXECUTION_RESULT_PROPERTY = "__execution_result__"
 # tfx/components/pusher/executor.py: custom properties of the PushedModel artifact.
 PUSHED_PROPERTY = "pushed"
 PUSHED_DESTINATION_PROPERTY = "pushed_destination"
+
+
+def csv_column_names(header_line: bytes) -> list[str]:
+    """The column names in a CSV file's first line (its bytes, line break included), read one way for the
+    command line's check of the input and for ExampleGen (``tfx_compat.csv_example_gen``), so both agree.
+
+    TFX's own ``io_utils.load_csv_column_names`` splits the line at every comma and keeps a UTF-8 byte-order mark
+    (Excel's "CSV UTF-8" writes one) as part of the first name, and quotes and spaces around names too. Here the
+    mark is dropped (``utf-8-sig``), the line is parsed as CSV (a quoted name may hold a comma) and names are
+    stripped. Raises UnicodeDecodeError for a line that is not UTF-8 and ``csv.Error`` for a malformed one.
+    """
+    text = header_line.decode("utf-8-sig")
+    return [name.strip() for name in next(csv.reader([text]), [])]
 
 
 def init_component_with_spec(component: Any, spec: Any) -> None:

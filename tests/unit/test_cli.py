@@ -55,3 +55,40 @@ def test_user_mistakes_get_one_line_and_exit_2(tmp_path, args, message):
     assert "Traceback" not in result.stderr + result.stdout
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "metadata.sqlite").exists()
+
+
+def _taxi_folder(folder, bad_line: int | None = None) -> str:
+    """The bundled data's first 3,000 rows in ``folder``; line ``bad_line`` (the header is line 1) loses a field."""
+    lines = (PROJECT_DIR / "data" / "taxi.csv").read_bytes().splitlines(keepends=True)[:3001]
+    if bad_line:
+        lines[bad_line - 1] = lines[bad_line - 1].rsplit(b",", 1)[0] + b"\n"
+    folder.mkdir(parents=True)
+    (folder / "taxi.csv").write_bytes(b"".join(lines))
+    return str(folder)
+
+
+@pytest.mark.parametrize("mistake", ["ragged row", "serving directory below a file"])
+def test_input_and_output_mistakes_found_by_reading_exit_2_before_tensorflow_loads(tmp_path, mistake):
+    """A short row far into the file, or a serving directory that cannot be created, is one line and exit 2 from
+    the preflight, before TensorFlow is imported (the subprocess reports which heavy modules it loaded)."""
+    (tmp_path / "a-file").write_text("")
+    if mistake == "ragged row":
+        args = ["--data", _taxi_folder(tmp_path / "data", bad_line=2800)]
+        expected = f"error: {tmp_path}/data/taxi.csv: line 2800 has 17 fields, the header has 18 (a row cut short?)"
+    else:
+        args = ["--data", _taxi_folder(tmp_path / "data"), "--set", f"serving.directory={tmp_path}/a-file/serving"]
+        expected = (
+            f"error: serving.directory: cannot create {tmp_path}/a-file/serving/taxi: {tmp_path}/a-file is a file, "
+            "not a folder"
+        )
+    code = (
+        "import sys\n"
+        "from cli import main as cli\n"
+        f"code = cli.main(['run', '--home', {str(tmp_path / 'home')!r}, *{args!r}])\n"
+        "heavy = sorted(m for m in ('tensorflow', 'tfx', 'apache_beam') if m in sys.modules)\n"
+        "print(code, heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_DIR)
+    assert result.stdout.strip() == "2 []", result.stdout + result.stderr
+    assert result.stderr.strip() == expected
+    assert not (tmp_path / "home").exists()

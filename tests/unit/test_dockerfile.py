@@ -20,6 +20,7 @@ STEP_MODULES = (
     "pipeline.components.validation_gate",
     "pipeline.components.model_selection",
     "pipeline.components.curated_schema",
+    "tfx_compat.csv_example_gen",
 )
 
 

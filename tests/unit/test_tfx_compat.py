@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +97,70 @@ def test_a_run_id_set_in_the_ir_survives_local_dag_runners_own_substitution(tmp_
     assert ir.runtime_spec.pipeline_run_id.field_value.string_value == "ours"
     source = inspect.getsource(local_dag_runner.LocalDagRunner.run_with_ir)
     assert "substitute_runtime_parameter" in source and "PIPELINE_RUN_ID_PARAMETER_NAME" in source
+
+
+def test_csv_example_gens_expand_does_only_what_our_copy_repeats():
+    """``tfx_compat.csv_example_gen.CsvToExample`` repeats TFX's ``_CsvToExample.expand`` with another header
+    reader; this fails when TFX changes a step, so the copy is checked again."""
+    from tfx.components.example_gen.csv_example_gen import executor as csv_executor
+
+    source = inspect.getsource(csv_executor._CsvToExample.expand)
+    steps = [
+        "csv_files = fileio.glob(self._csv_pattern)",
+        "column_names = io_utils.load_csv_column_names(csv_files[0])",
+        "if io_utils.load_csv_column_names(csv_file) != column_names:",
+        "'CreateFilenames' >> beam.Create(csv_files)",
+        "'ReadFromText' >> beam.ParDo(_ReadCsvRecordsFromTextFile())",
+        "'ParseCSVLine' >> beam.ParDo(csv_decoder.ParseCSVLine(delimiter=','))",
+        "'ExtractParsedCSVLines' >> beam.Keys())",
+        "csv_decoder.ColumnTypeInferrer(column_names, skip_blank_lines=True))",
+        "'ToTFExample' >> beam.ParDo(_ParsedCsvToTfExample(), column_infos))",
+    ]
+    flat = " ".join(source.split())
+    assert [step for step in steps if " ".join(step.split()) not in flat] == []
+    assert flat.count(">>") == 6  # no step besides these
+    assert csv_executor.Executor.GetInputSourceToExamplePTransform(None) is csv_executor._CsvToExample
+    # The first line of each file is skipped whole, so a byte-order mark never reaches a data row.
+    assert "_ = file.readline()" in inspect.getsource(csv_executor._ReadCsvRecordsFromTextFile.process)
+
+
+def _examples_of(transform: type, input_base: Path, output: Path) -> list[bytes]:
+    """The serialized tf.Examples an ExampleGen PTransform makes of the CSV files in ``input_base``, sorted."""
+    import apache_beam as beam
+    import tensorflow as tf
+
+    with beam.Pipeline(runner="FnApiRunner") as pipeline:
+        _ = (
+            pipeline
+            | transform({"input_base": str(input_base)}, "*")
+            | beam.Map(lambda example: example.SerializeToString())
+            | beam.io.WriteToTFRecord(str(output), shard_name_template="")
+        )
+    return sorted(record.numpy() for record in tf.data.TFRecordDataset(str(output)))
+
+
+def test_csv_example_gen_reads_a_byte_order_mark_file_as_tfx_reads_the_file_without_it(tmp_path):
+    """Excel's "CSV UTF-8" file gives the same tf.Examples through our executor as the same file without the
+    byte-order mark through TFX's: the first column keeps its name, and no data row changes."""
+    import tensorflow as tf
+    from tfx.components.example_gen.csv_example_gen import executor as csv_executor
+
+    from pipeline.config import PROJECT_DIR
+    from tfx_compat import csv_example_gen
+
+    lines = (PROJECT_DIR / "data" / "taxi.csv").read_bytes().splitlines(keepends=True)[:201]
+    lines[7] = lines[7].replace(b"Cash", b'"Cash, ""coins"""')  # a quoted value still goes through tfx_bsl
+    (tmp_path / "excel").mkdir()
+    (tmp_path / "excel" / "taxi.csv").write_bytes(b"\xef\xbb\xbf" + b"".join(lines))
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "taxi.csv").write_bytes(b"".join(lines))
+
+    ours = _examples_of(csv_example_gen.CsvToExample, tmp_path / "excel", tmp_path / "ours.tfrecord")
+    assert ours == _examples_of(csv_executor._CsvToExample, tmp_path / "plain", tmp_path / "plain.tfrecord")
+    assert len(ours) == 200
+    names = {name for example in ours for name in tf.train.Example.FromString(example).features.feature}
+    assert "pickup_community_area" in names and not any(name.startswith("\ufeff") for name in names)
+    assert b'Cash, "coins"' in b"".join(ours)
+    # TFX's own executor on the Excel file: the mark ends up in the first column's name.
+    theirs = _examples_of(csv_executor._CsvToExample, tmp_path / "excel", tmp_path / "theirs.tfrecord")
+    assert "\ufeffpickup_community_area" in tf.train.Example.FromString(theirs[0]).features.feature

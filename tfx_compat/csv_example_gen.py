@@ -1,0 +1,78 @@
+"""CsvExampleGen's executor with the header read as ``tfx_compat.csv_column_names`` reads it.
+
+Why: a CSV saved by Excel as "CSV UTF-8" starts with a byte-order mark. TFX 1.16's CsvExampleGen takes the column
+names from the first line with ``io_utils.load_csv_column_names`` (split at commas, nothing stripped), so the mark
+would become part of the first column's name (``\\ufeffpickup_community_area``) and the pipeline would find that
+feature missing. Everything else is TFX's: data lines are read by TFX's own ``_ReadCsvRecordsFromTextFile``, which
+skips each file's first line as a whole (mark included) and joins quoted values that span lines; cells are parsed
+by tfx_bsl's ``ParseCSVLine`` and typed by its ``ColumnTypeInferrer``, and ``_ParsedCsvToTfExample`` makes the
+examples, exactly as in ``csv_example_gen.executor._CsvToExample.expand``.
+
+The pipeline hands ``Executor`` to a ``FileBasedExampleGen`` through ``custom_executor_spec`` (TFX's documented
+way to give an ExampleGen another executor; TFX 1.16's ``CsvExampleGen`` takes no executor spec). Steps name the
+class by its module path, so this module must import wherever ExampleGen runs (the venv, the pipeline image).
+
+Relies on (asserted in ``tests/unit/test_tfx_compat.py``): the private ``_ReadCsvRecordsFromTextFile`` and
+``_ParsedCsvToTfExample`` of ``tfx.components.example_gen.csv_example_gen.executor``, and ``_CsvToExample.expand``
+doing nothing beyond the steps repeated below.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import apache_beam as beam
+import tensorflow as tf
+from tfx.components.example_gen.csv_example_gen import executor as csv_executor
+from tfx.dsl.io import fileio
+from tfx.types import standard_component_specs
+from tfx_bsl.coders import csv_decoder
+
+from tfx_compat import csv_column_names
+
+
+def read_column_names(csv_file: str) -> list[str]:
+    """The column names of ``csv_file`` (any file system TFX reads), without a byte-order mark."""
+    with fileio.open(csv_file, "rb") as handle:
+        return csv_column_names(handle.readline())
+
+
+@beam.typehints.with_input_types(beam.Pipeline)
+@beam.typehints.with_output_types(tf.train.Example)
+class CsvToExample(beam.PTransform):
+    """TFX's ``_CsvToExample`` (CSV files of one split -> tf.Examples) with ``read_column_names`` for the header."""
+
+    def __init__(self, exec_properties: dict[str, Any], split_pattern: str):
+        """Same arguments as TFX's: ``exec_properties`` holds ``input_base``; ``split_pattern`` is relative to it."""
+        super().__init__()
+        self._csv_pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], split_pattern)
+
+    def expand(self, pipeline: beam.Pipeline) -> beam.PCollection:
+        csv_files = fileio.glob(self._csv_pattern)
+        if not csv_files:
+            raise RuntimeError(f"Split pattern {self._csv_pattern} does not match any files.")
+        column_names = read_column_names(csv_files[0])
+        for csv_file in csv_files[1:]:
+            if read_column_names(csv_file) != column_names:
+                raise RuntimeError(f"Files in same split {self._csv_pattern} have different header.")
+        parsed_csv_lines = (
+            pipeline
+            | "CreateFilenames" >> beam.Create(csv_files)
+            | "ReadFromText" >> beam.ParDo(csv_executor._ReadCsvRecordsFromTextFile())
+            | "ParseCSVLine" >> beam.ParDo(csv_decoder.ParseCSVLine(delimiter=","))
+            | "ExtractParsedCSVLines" >> beam.Keys()
+        )
+        column_infos = beam.pvalue.AsSingleton(
+            parsed_csv_lines
+            | "InferColumnTypes"
+            >> beam.CombineGlobally(csv_decoder.ColumnTypeInferrer(column_names, skip_blank_lines=True))
+        )
+        return parsed_csv_lines | "ToTFExample" >> beam.ParDo(csv_executor._ParsedCsvToTfExample(), column_infos)
+
+
+class Executor(csv_executor.Executor):
+    """TFX's CSV ExampleGen executor, reading column names without a byte-order mark (``CsvToExample``)."""
+
+    def GetInputSourceToExamplePTransform(self) -> beam.PTransform:  # noqa: N802 - TFX's method name
+        return CsvToExample
