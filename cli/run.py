@@ -36,6 +36,7 @@ def run(home: str | None, data: str | None, no_cache: bool, profile: str | None,
     from cli.terminal import redirect_output_to_log
     from runners import local
     from runs import active
+    from runs.states import FAILED
 
     if no_cache:
         overrides = (*overrides, "pipeline.enable_cache=false")
@@ -50,12 +51,19 @@ def run(home: str | None, data: str | None, no_cache: bool, profile: str | None,
     log_path = Path(config.log_dir) / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
     terminal = redirect_output_to_log(log_path)
     display = make_display(terminal, f"taxi pipeline '{config.pipeline.name}' ({config.profile})")
+    trackers: list[local.ProgressTracker] = []
+
+    def start(tracker: local.ProgressTracker) -> None:
+        trackers.append(tracker)  # it knows which component was running if one fails before MLMD records it
+        display.attach(tracker)
+
     try:
         with display:
             result = local.run_local(
-                config, run_id=run_id, log_path=log_path, on_start=display.attach, on_change=display.changed
+                config, run_id=run_id, log_path=log_path, on_start=start, on_change=display.changed
             )
-        summary.print_summary(terminal, result, log_path)
+        failed = [c.node_id for tracker in trackers for c in tracker.components.values() if c.state == FAILED]
+        summary.print_summary(terminal, result, log_path, failed_node=failed[0] if failed else None)
         print(f"browse it: taxi-pipeline ui --home {config.home}  (http://127.0.0.1:8080/)", file=terminal)
     except UserError as error:  # another run took the home in the meantime
         print(f"error: {error}", file=terminal, flush=True)

@@ -11,8 +11,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.progress import component_table
+from pipeline import names
 from runners.local import LocalRun
 from runs.report import RunReport
+from runs.states import FAILED
 
 # Metrics shown, in order, with the names TFMA records them under.
 SHOWN_METRICS = (
@@ -23,10 +25,20 @@ SHOWN_METRICS = (
 )
 
 
-def _last_line(text: str) -> str:
-    """Python errors put the useful sentence last; TFX wraps them in longer messages."""
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "see the log"
+def cause_of(text: str, limit: int = 200) -> str:
+    """The useful sentence of an error message: Python puts it last, TFX and Beam wrap it in longer text (a
+    traceback, or a trailing ``[while running '<step>']`` line), and some errors run to kilobytes of one line."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    while len(lines) > 1 and lines[-1].startswith("[while running"):
+        lines.pop()
+    cause = lines[-1] if lines else ""
+    return cause if len(cause) <= limit else cause[: limit - 3].rstrip() + "..."
+
+
+def exception_cause(error: BaseException) -> str:
+    """``Type: message`` of an exception, its message shortened by ``cause_of``."""
+    message = cause_of(str(error))
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 def _number(value: float | None) -> str:
@@ -35,9 +47,17 @@ def _number(value: float | None) -> str:
     return f"{value:.0f}" if float(value).is_integer() and abs(value) > 1 else f"{value:.4f}"
 
 
-def print_summary(stream: TextIO, result: LocalRun, log_path: Path) -> None:
-    """Prints the run's component table, why it stopped or failed (if it did), the candidates' table, the
-    selection and where the winner was pushed, and the log's path, all from what ML Metadata recorded."""
+def print_summary(stream: TextIO, result: LocalRun, log_path: Path, failed_node: str | None = None) -> None:
+    """Prints the run's component table, why it stopped (if it did), the candidates' table, the selection, where
+    the winner was pushed, and the log's path, all from what ML Metadata recorded; a failed run ends with its cause.
+
+    Args:
+        stream: the terminal.
+        result: the run.
+        log_path: the run's log, where tracebacks are.
+        failed_node: the component that was running when the run failed, as the progress display saw it: a
+            component can fail before ML Metadata records an execution of it (its inputs could not be resolved).
+    """
     console = Console(file=stream, highlight=False)
     report = result.report
     rows = ((component.node_id, component.state, component.seconds) for component in report.components)
@@ -50,20 +70,53 @@ def print_summary(stream: TextIO, result: LocalRun, log_path: Path) -> None:
         for line in report.anomalies:
             console.print(f"  - {escape(line)}")  # lines start with "[split]", which is not rich markup
         console.print("Fix the data, or update schema/schema.pbtxt if the change is intended.")
-    elif report.failed:
-        for component in report.failed:
-            console.print(f"[bold red]{component.node_id} failed[/]: {escape(_last_line(component.error))}")
-    elif result.error is not None:
-        console.print(f"[bold red]The run failed[/]: {escape(_last_line(str(result.error)))}")
 
     _print_candidates(console, report)
     if report.selection_reason:
         console.print(f"selection: {escape(report.selection_reason)}")
+    # Paths and causes are printed whole on one line each (soft wrap: the terminal folds them, rich does not cut
+    # them at its width), so they can be copied and searched for.
+    pushed = _push_line(report)
+    if pushed:
+        console.print(escape(pushed), soft_wrap=True)
+    cause = None if result.stopped_at_gate else failure(result, failed_node)
+    if cause is None:
+        console.print(f"log: {log_path}", soft_wrap=True)
+        return
+    component, message = cause
+    console.print(f"[bold red]{escape(component)} failed[/]: {escape(message)}", soft_wrap=True)
+    console.print(f"the log has the whole error: {log_path}", soft_wrap=True)
+
+
+def failure(result: LocalRun, failed_node: str | None = None) -> tuple[str, str] | None:
+    """What failed and why, in a line: the component (or "the run") and the cause, or None if nothing failed.
+
+    TFX records no message in ML Metadata for an executor that raises (only for one that returns a failed
+    ExecutorOutput), so the cause is the exception LocalDagRunner raised, when ML Metadata has none.
+    """
+    failed = [component for component in result.report.failed if component.node_id != names.VALIDATION_GATE]
+    if not failed and result.error is None:
+        return None
+    component = failed[0].node_id if failed else failed_node or "the run"
+    recorded = cause_of(failed[0].error) if failed else ""
+    if recorded:
+        return component, recorded
+    return component, exception_cause(result.error) if result.error is not None else "see the log"
+
+
+def _push_line(report: RunReport) -> str:
+    """Where the winner went, or why nothing was pushed; empty if the run never came near the Pusher."""
     if report.pushed_path:
-        console.print(f"pushed to: {report.pushed_path}")
-    elif report.blessed is not None:
-        console.print("pushed: nothing (no candidate was blessed)")
-    console.print(f"log: {log_path}")
+        return f"pushed to: {report.pushed_path}"
+    pusher = next((component for component in report.components if component.node_id == names.PUSHER), None)
+    if pusher is not None and pusher.state == FAILED:
+        selected = f"{report.selected} was selected, but " if report.selected else ""
+        return f"pushed: nothing ({selected}the push failed)"
+    if report.blessed is False:
+        return "pushed: nothing (no candidate was blessed)"
+    if report.blessed:
+        return "pushed: nothing (the Pusher did not run)"
+    return ""
 
 
 def _print_candidates(console: Console, report: RunReport) -> None:

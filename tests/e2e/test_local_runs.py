@@ -8,6 +8,7 @@ runs that stop at the validation gate use homes of their own.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import tensorflow as tf
 from small_run import CANDIDATES, DOWNSTREAM, SLICE_ROWS, SMALL_RUN, UPSTREAM_OF_EVALUATORS
 from taxi_rows import read_rows, serialized_example, write_csv
 
+from cli import summary
 from models import features
 from models.trainer import HYPERPARAMETERS_FILE
 from pipeline import names
@@ -219,6 +221,12 @@ def test_when_no_candidate_passes_nothing_is_pushed_and_the_summary_says_why(thi
     for candidate in CANDIDATES:
         assert f"{candidate} not blessed (auc " in run.report.selection_reason
     assert "below the minimum 0.9999" in run.report.selection_reason
+    printed = io.StringIO()
+    summary.print_summary(printed, run, home / "logs" / "run.log")
+    assert printed.getvalue().splitlines()[-2:] == [
+        "pushed: nothing (no candidate was blessed)",
+        f"log: {home}/logs/run.log",
+    ]
     store = open_sqlite(home / "metadata.sqlite")
     blessing = _selector_blessing(store, run)
     assert blessing.custom_properties["blessed"].int_value == 0
