@@ -20,6 +20,7 @@ from cli.exit_codes import EXIT_OK
 from cli.options import config_options, load
 from pipeline.errors import UserError
 from serving.settings import ServerSettings, allowed_range, option_name
+from serving.versions import complete_versions
 
 # What the command line says of each field of ServerSettings (click.option's arguments); the defaults and ranges
 # are the settings' own.
@@ -74,9 +75,13 @@ def serve(home: str | None, profile: str | None, overrides: tuple[str, ...], **o
     settings = ServerSettings(**options)
     config = load(profile, "local", overrides, home=home)
     model_dir = Path(config.serving_model_dir)
-    if not model_dir.is_dir():
+    if not complete_versions(model_dir):
+        # Refused rather than waited for (TF Serving would wait): a missing or empty folder is almost always the
+        # wrong --home, and a server that answers 404 to everything hides that. Once serving, new versions are
+        # picked up, and versions that fail to load are reported in the status.
+        where = "" if model_dir.is_dir() else " (the folder does not exist)"
         raise UserError(
-            f"no pushed models in {model_dir}: run `taxi-pipeline run --home {config.home}` first, "
+            f"no pushed models in {model_dir}{where}: run `taxi-pipeline run --home {config.home}` first, "
             "or point --home at the pipeline's home"
         )
 
@@ -100,16 +105,12 @@ def serve(home: str | None, profile: str | None, overrides: tuple[str, ...], **o
         model_dir, config.serving.model_name, poll_seconds=settings.poll_seconds, canary=settings.canary
     )
     loaded = repository.refresh().newest_first
-    if not loaded:
-        logging.warning(
-            "no version of %s could be loaded yet from %s; waiting for one", config.serving.model_name, model_dir
-        )
     app = create_app(repository, settings)
-    print(
-        f"serving {config.serving.model_name} versions {loaded} from {model_dir} "
-        f"at http://{settings.host}:{settings.port}/v1/models/{config.serving.model_name} (Ctrl-C to stop)",
-        file=sys.stderr,
-        flush=True,
-    )
+    url = f"http://{settings.host}:{settings.port}/v1/models/{config.serving.model_name}"
+    if loaded:
+        started = f"serving {config.serving.model_name} versions {loaded} from {model_dir} at {url}"
+    else:  # every version on disk failed to load: the status says why; a new push is picked up
+        started = f"no version in {model_dir} loads (see {url} for why); waiting for a new one, 404 meanwhile"
+    print(f"{started} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     uvicorn.Server(make_config(app, settings.host, settings.port)).run(sockets=[sock])
     return EXIT_OK

@@ -2,6 +2,7 @@
 
 - ``settings``: ``ServerSettings``, every default and allowed range of the server (the command's options).
 - ``formats``: TF Serving's REST ``:predict`` request and response formats on a SavedModel signature.
+- ``versions``: which complete versions the serving directory holds (no TensorFlow).
 - ``repository``: the versions on disk, loaded and hot-swapped while serving, and the canary.
 - ``batching``: concurrent requests sharing one TensorFlow call.
 - ``app``: the HTTP app (Starlette, with a direct path for ``:predict``).
@@ -10,6 +11,7 @@
 What may not live here: the command line (``cli/serve.py`` parses the options and loads the config) and anything
 of the pipeline. Of the project's own code this package imports only ``pipeline.errors`` (and ``tfx_compat``, if
 it ever needs a TFX internal); it knows the pipeline only through the serving directory's layout. Its modules
-import each other in one direction, never in a circle: ``formats`` and ``settings`` import none of the others,
-``app`` sits on top (``batching`` and ``repository`` on ``formats``, ``server`` on ``settings``).
+import each other in one direction, never in a circle: ``formats``, ``settings`` and ``versions`` import none of
+the others, ``app`` sits on top (``batching`` and ``repository`` on ``formats``, ``repository`` also on
+``versions``, ``server`` on ``settings``).
 """

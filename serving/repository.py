@@ -1,7 +1,7 @@
 """The versions of one model that the server holds, kept in step with the Pusher's serving directory.
 
-The Pusher writes each version to ``<serving dir>/<model name>/<integer version>/`` and writes ``saved_model.pb``
-last, so a version counts as present once that file exists (the rule TF Serving follows too). A poller thread
+Which versions are on disk is ``serving.versions``' rule (a version counts once its ``saved_model.pb`` exists, the
+file the Pusher writes last). A poller thread
 loads a new version completely (SavedModel restore plus one warm-up call, so its first request is not slow) while
 requests keep using the versions already loaded; only then is the set of versions replaced, by one reference
 assignment. A request takes the current set once and keeps it to the end, so a switch never fails a request.
@@ -23,10 +23,9 @@ from typing import Any
 import tensorflow as tf
 
 from serving.formats import DEFAULT_SIGNATURE, RequestError, Signature
+from serving.versions import SAVED_MODEL_FILE, complete_versions
 
 log = logging.getLogger(__name__)
-
-SAVED_MODEL_FILE = "saved_model.pb"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,14 +103,7 @@ class ModelRepository:
 
     def on_disk(self) -> list[int]:
         """Complete versions in the serving directory, newest first."""
-        if not self.base_dir.is_dir():
-            return []
-        found = [
-            int(entry.name)
-            for entry in self.base_dir.iterdir()
-            if entry.name.isdigit() and (entry / SAVED_MODEL_FILE).is_file()
-        ]
-        return sorted(found, reverse=True)
+        return complete_versions(self.base_dir)
 
     def refresh(self) -> Snapshot:
         """Loads what is new on disk, drops what is gone or superseded, and swaps the snapshot in one step."""

@@ -444,6 +444,31 @@ def test_a_broken_new_version_is_reported_and_the_last_good_one_keeps_serving(ow
     assert answer.status_code == 200 and answer.headers[VERSION_HEADER] == str(good)
 
 
+def test_with_no_version_that_loads_predict_is_a_404_until_one_is_pushed(pushed, tmp_path, instances):
+    """Versions on disk that all fail to load: the status lists them as END, ``:predict`` answers TF Serving's
+    404, and a version pushed afterwards serves from the next refresh (docs/SERVING.md)."""
+    model_dir = tmp_path / MODEL
+    (model_dir / "1").mkdir(parents=True)
+    (model_dir / "1" / SAVED_MODEL_FILE).write_bytes(b"not a SavedModel")
+    repository = ModelRepository(model_dir, MODEL, poll_seconds=0, canary=0)
+    assert repository.refresh().newest_first == []
+    running = serve_in_background(create_app(repository))
+    try:
+        with httpx.Client(base_url=running.url, timeout=30) as client:
+            status = client.get(f"/v1/models/{MODEL}").json()["model_version_status"]
+            refused = client.post(f"/v1/models/{MODEL}:predict", json={"instances": instances[:1]})
+            shutil.copytree(pushed, model_dir / "2", ignore=shutil.ignore_patterns(SAVED_MODEL_FILE))
+            shutil.copy2(pushed / SAVED_MODEL_FILE, model_dir / "2" / SAVED_MODEL_FILE)  # the Pusher's order
+            repository.refresh()
+            answer = client.post(f"/v1/models/{MODEL}:predict", json={"instances": instances[:1]})
+    finally:
+        running.stop()
+    assert [(entry["version"], entry["state"]) for entry in status] == [("1", "END")]
+    assert refused.status_code == 404
+    assert refused.json() == {"error": f"Servable not found for request: Latest({MODEL}) (no version loaded)"}
+    assert answer.status_code == 200 and answer.headers[VERSION_HEADER] == "2"
+
+
 def test_serve_without_pushed_models_is_a_one_line_user_error(tmp_path, capsys):
     assert cli.main(["serve", "--home", str(tmp_path), "--port", "0"]) == cli.EXIT_USAGE
     error = capsys.readouterr().err

@@ -92,3 +92,27 @@ def test_input_and_output_mistakes_found_by_reading_exit_2_before_tensorflow_loa
     assert result.stdout.strip() == "2 []", result.stdout + result.stderr
     assert result.stderr.strip() == expected
     assert not (tmp_path / "home").exists()
+
+
+@pytest.mark.parametrize("serving", ["missing", "empty", "a version without saved_model.pb"])
+def test_serve_without_a_complete_pushed_version_exits_2_before_tensorflow_loads(tmp_path, serving):
+    """docs/SERVING.md: a home without pushed models stops the server at once with one line, whether the model's
+    folder is missing or holds no version the Pusher finished (it writes ``saved_model.pb`` last)."""
+    model_dir = tmp_path / "serving" / "taxi"
+    if serving != "missing":
+        model_dir.mkdir(parents=True)
+    if serving == "a version without saved_model.pb":
+        (model_dir / "1795482628" / "variables").mkdir(parents=True)
+    code = (
+        "import sys\n"
+        "from cli import main as cli\n"
+        f"code = cli.main(['serve', '--home', {str(tmp_path)!r}, '--port', '0'])\n"
+        "print(code, sorted(m for m in ('tensorflow', 'uvicorn', 'starlette') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_DIR, timeout=120)
+    assert result.stdout.strip() == "2 []", result.stdout + result.stderr
+    missing = " (the folder does not exist)" if serving == "missing" else ""
+    assert result.stderr == (
+        f"error: no pushed models in {model_dir}{missing}: run `taxi-pipeline run --home {tmp_path}` first, "
+        "or point --home at the pipeline's home\n"
+    )
