@@ -52,7 +52,11 @@ def check_output_folders(config: PipelineConfig) -> None:
     Nothing is created here; a folder that does not exist yet only needs its nearest existing parent to be a
     writable folder.
     """
-    places = [("--home", config.home), ("pipeline.root", config.pipeline.root)]
+    places = [
+        ("--home", config.log_dir),
+        ("--home", str(Path(config.home) / "runs")),  # each run's config and report (runners/local.py)
+        ("pipeline.root", config.pipeline.root),
+    ]
     if config.metadata.sqlite_path and not config.metadata.mysql_host:
         places.append(("metadata.sqlite_path", str(Path(config.metadata.sqlite_path).parent)))
     if not config.vertex.push_to_endpoint:

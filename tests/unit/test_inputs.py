@@ -231,7 +231,11 @@ def test_output_folders_that_cannot_be_created_are_refused_before_any_work(tmp_p
         f"serving.directory: cannot create {tmp_path}/plain-file/serving/taxi: {tmp_path}/plain-file is a file, "
         "not a folder"
     )
-    with pytest.raises(UserError, match=r"^--home: cannot create .*/plain-file/home: .* is a file, not a folder$"):
+    with pytest.raises(UserError, match=r"^--home: cannot create .*/plain-file/home/logs: .* is a file, not a fo"):
         check_output_folders(load_config("local", home=str(tmp_path / "plain-file" / "home")))
+    (tmp_path / "home" / "runs").mkdir(parents=True)
+    (tmp_path / "home" / "logs").write_text("a file where the run's logs go")
+    with pytest.raises(UserError, match=r"^--home: cannot create .*/home/logs: .*/home/logs is a file, not a fo"):
+        check_output_folders(load_config("local", home=str(tmp_path / "home")))
     check_output_folders(load_config("local", home=str(tmp_path / "new" / "home")))  # not there yet: fine
     assert not (tmp_path / "new").exists()  # and nothing was created
