@@ -7,7 +7,7 @@ output folder that cannot be created. Bad *values* are the validation gate's job
 after ExampleValidator has looked at the data.
 
 Every CSV file is read to its end, in binary blocks (``_scan_rows``), lines split and quoted values joined the way
-TFX's ExampleGen does it: 1.5 million rows (192 MB) take 0.6 s here, 2.7 s if every value is quoted
+TFX's ExampleGen does it: 1.5 million rows (192 MB) take 0.7 s here, 2.8 s if every value is quoted
 (docs/ARCHITECTURE.md).
 """
 
@@ -157,16 +157,17 @@ def _scan_rows(path: Path, handle: BinaryIO, header_line: bytes, width: int) -> 
 
     The rules are ExampleGen's (TFX's ``_ReadCsvRecordsFromTextFile`` and tfx_bsl's CSV parser): lines end at
     ``\\n``, a line with an odd number of quotes continues on the next one, blank lines are skipped, and every
-    other record must have exactly ``width`` fields. Most blocks hold no quote at all; their lines are only counted
-    (commas per line, in C) and decoded in one call, and a block whose counts are all right is done. Only a block
-    with a quote or a wrong count goes through the line-by-line path, which parses quoted lines with ``csv``.
+    other record must have exactly ``width`` fields. Each block is decoded in one call; in a block without quotes
+    the commas of each line are counted (in C), a block with quotes is parsed by one ``csv.reader``
+    (``_count_quoted_rows``). Only a block where that finds something wrong, or with a value spanning lines or a
+    repeated header, goes line by line, to name the line.
     """
     separators = width - 1
     header = header_line.removeprefix(codecs.BOM_UTF8).rstrip(b"\r\n")
     rows = 0
     line_number = 1  # lines before the block being checked; the header is line 1
     pending: list[bytes] = []  # the lines of a record whose quoted value continues on the next line
-    pending_start = 0
+    pending_start = pending_quotes = 0
     carry = b""
     while True:
         block = handle.read(BLOCK_BYTES)
@@ -192,8 +193,10 @@ def _scan_rows(path: Path, handle: BinaryIO, header_line: bytes, width: int) -> 
         if lines[-1] == b"":
             lines.pop()  # the block ends with a line end: no line follows it
         if not pending and header not in data:
-            if QUOTE not in data:
-                good = len(lines) if set(map(bytes.count, lines, repeat(b","))) == {separators} else None
+            if QUOTE not in data:  # every line a row of ``width`` fields, or blank (counted in C, not per line)
+                blank = lines.count(b"") + lines.count(b"\r")
+                right = list(map(bytes.count, lines, repeat(b","))).count(separators)
+                good = right if right + blank == len(lines) else None
             else:
                 good = _count_quoted_rows(data, lines, width)
             if good is not None:
@@ -203,11 +206,12 @@ def _scan_rows(path: Path, handle: BinaryIO, header_line: bytes, width: int) -> 
         for offset, line in enumerate(lines, start=line_number + 1):
             if pending:
                 pending.append(line)
-                if sum(part.count(QUOTE) for part in pending) % 2:
+                pending_quotes += line.count(QUOTE)
+                if pending_quotes % 2:
                     continue
                 record, start_line, pending = b"\n".join(pending), pending_start, []
             elif line.count(QUOTE) % 2:
-                pending, pending_start = [line], offset
+                pending, pending_start, pending_quotes = [line], offset, line.count(QUOTE)
                 continue
             else:
                 record, start_line = line, offset
