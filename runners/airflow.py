@@ -90,7 +90,13 @@ def create_dag(dag_folder: str | Path | None = None):  # noqa: ANN201 - an airfl
     pipeline = create_pipeline(config, metadata_connection=_metadata_connection(config))
     for component in pipeline.components:
         tfx_compat.name_airflow_artifacts_per_component(component)
-    runner = AirflowDagRunner(AirflowPipelineConfig(airflow_dag_config=dag_arguments(config)))
+    from tfx_compat.airflow_metadata import AirflowLauncher
+
+    # TFX's own launcher, with an ML Metadata handle that works where TFX 1.16's legacy one fails: a model that is
+    # both candidate and baseline, and a task retried after its worker died (tfx_compat/airflow_metadata.py).
+    runner = AirflowDagRunner(
+        AirflowPipelineConfig(airflow_dag_config=dag_arguments(config), supported_launcher_classes=[AirflowLauncher])
+    )
     return runner.run(pipeline)
 
 

@@ -103,14 +103,19 @@ class ProgressTracker(logging.Handler):
         self._on_change(component)
 
     def finish(self, failed: bool) -> None:
-        """Marks the component that was running as failed (if the run failed) and the rest as not run."""
+        """Marks the component that was running as failed (if the run failed) and the rest as not run, and reports
+        those changes like any other (a display that prints one line per change prints the failure too)."""
+        changed = []
         with self._lock:
             for component in self.components.values():
                 if component.state == states.RUNNING:
                     component.state = states.FAILED if failed else states.DONE
                     component.ended = time.monotonic()
+                    changed.append(component)
                 elif component.state == states.WAITING:
                     component.state = states.NOT_RUN
+        for component in changed:
+            self._on_change(component)
 
 
 def new_run_id() -> str:

@@ -6,7 +6,9 @@ packages, so an upgrade that changes one fails that test by name instead of brea
 
 This package is the bottom of the house: it imports nothing of ours (``models/`` uses it too), and TensorFlow or
 TFX only inside the helpers that need them, so importing it is free. A submodule that subclasses a TFX class
-imports TFX at its top (``tfx_compat.csv_example_gen``: ExampleGen's executor, which steps import by path).
+imports TFX at its top (``tfx_compat.csv_example_gen``: ExampleGen's executor, which steps import by path;
+``tfx_compat.airflow_metadata``: the Airflow DAG's launcher and ML Metadata handle). Their tests are in
+``tests/unit/test_tfx_compat.py`` and ``tests/unit/test_airflow_metadata.py``.
 """
 
 from __future__ import annotations

@@ -43,8 +43,9 @@ class UiSettings:
 
     @property
     def local_runs(self) -> bool:
-        """Whether this profile runs here: ``taxi-pipeline run`` needs a SQLite ML Metadata store. A profile whose
-        runs an orchestrator starts (Composer's MySQL store) is browsed, not run, from the explorer."""
+        """Whether the explorer starts this profile's runs: those with a SQLite store in the home. A MySQL store is
+        where an orchestrator's runs land (Composer's Cloud SQL), shared by a team: the explorer browses it and
+        starts nothing there (``taxi-pipeline run`` can still record a local run into it, on purpose)."""
         return bool(self.config.metadata.sqlite_path) and not self.config.metadata.mysql_host
 
     @property
