@@ -1,4 +1,4 @@
-"""The model selector's decision rule, on its own: the pipeline tests (test_e2e_local, test_airflow,
+"""The model selector's decision rule, on its own: the pipeline tests (test_local_runs, test_composer,
 test_compile) cover the component inside real runs; these cover the cases a small real run cannot pick."""
 
 from __future__ import annotations
