@@ -5,10 +5,12 @@ for: ``taxi-pipeline run --home DIR`` on a fresh home, then the same command twi
 evaluates the candidates once against the model the cold run pushed; the second is fully cached), the cold run
 once more with one candidate model instead of the profile's three (like for like: the TFX example trains one),
 and TFX's ``taxi_pipeline_native_keras`` example run with LocalDagRunner and in-process Beam on a copy of the same
-CSV, cold and twice again (``bench/_taxi_example.py``). Afterwards each pipeline's newest pushed SavedModel is
-scored on the same rows (``bench/_evaluate.py``, its own process). Targets (from the issue):
+CSV, cold and twice again (``bench/_taxi_example.py``), in both configurations it runs in here: Keras 2
+(``TF_USE_LEGACY_KERAS=1``, as TFX 1.16 documents) and Keras 3 (the variable unset, which is faster cold). Each of
+our figures is judged against the faster of the two. Afterwards each pipeline's newest pushed SavedModel is scored
+on the same rows (``bench/_evaluate.py``, its own process). Targets (from the issues):
 
-- our cold run <= 0.8x the example's cold run, with holdout AUC at least as good;
+- our cold run <= 0.5x the example's cold run (issue 13; it was 0.8x), with holdout AUC at least as good;
 - our cached re-run <= 0.5x the example's cached re-run (compared run for run: first re-runs, second re-runs).
 
 A missed target is a result, not an error: the exit status is 0 unless a run or the scoring failed.
@@ -34,8 +36,9 @@ REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 DEFAULT_CSV = REPO / "data" / "taxi.csv"
 VENV_BIN = REPO / ".venv" / "bin"
-COLD_TARGET = 0.8
+COLD_TARGET = 0.5
 CACHED_TARGET = 0.5
+KINDS = ("cold", "cached", "cached_again")
 
 
 @dataclasses.dataclass
@@ -92,6 +95,12 @@ def _ratio(ours: Timed | None, theirs: Timed | None) -> float | None:
     return ours.seconds / theirs.seconds
 
 
+def _faster(*peers: Timed | None) -> Timed | None:
+    """The faster of the example's configurations that finished."""
+    finished = [peer for peer in peers if peer is not None and peer.ok]
+    return min(finished, key=lambda peer: peer.seconds) if finished else None
+
+
 def _target(ratio: float | None, target: float) -> dict[str, Any]:
     return {"ratio": ratio, "target": target, "passed": None if ratio is None else ratio <= target}
 
@@ -102,10 +111,11 @@ def _verdict(passed: bool | None) -> str:
 
 def print_report(runs: dict[str, Timed], scores: dict[str, Any] | None) -> dict[str, Any]:
     """Prints the timing table, the quality table and component times; returns the same as a JSON-able dict."""
-    cold = _ratio(runs.get("ours_cold"), runs.get("tfx_cold"))
-    cold_single = _ratio(runs.get("ours_single_cold"), runs.get("tfx_cold"))
-    cached = _ratio(runs.get("ours_cached"), runs.get("tfx_cached"))
-    cached_again = _ratio(runs.get("ours_cached_again"), runs.get("tfx_cached_again"))
+    peer = {kind: _faster(runs.get(f"tfx_{kind}"), runs.get(f"tfx3_{kind}")) for kind in KINDS}
+    cold = _ratio(runs.get("ours_cold"), peer["cold"])
+    cold_single = _ratio(runs.get("ours_single_cold"), peer["cold"])
+    cached = _ratio(runs.get("ours_cached"), peer["cached"])
+    cached_again = _ratio(runs.get("ours_cached_again"), peer["cached_again"])
     models = (scores or {}).get("models", {})
     ours_auc = models.get("ours", {}).get("holdout", {}).get("auc")
     tfx_auc = models.get("tfx_example", {}).get("holdout", {}).get("auc")
@@ -118,22 +128,26 @@ def print_report(runs: dict[str, Timed], scores: dict[str, Any] | None) -> dict[
         "holdout_auc": {"ours": ours_auc, "tfx_example": tfx_auc, "passed": auc_ok},
     }
 
-    print("\nWall-clock seconds per whole process (start to exit, imports included)")
-    print(f"  {'figure':<34}{'seconds':>9}{'load':>6}  {'ours/TFX':>8}  {'target':>7}  result")
+    print("\nWall-clock seconds per whole process (start to exit, imports included); ours/TFX is against the faster")
+    print("  of the example's two configurations")
+    print(f"  {'figure':<40}{'seconds':>9}{'load':>6}  {'ours/TFX':>8}  {'target':>7}  result")
     rows = [
-        ("tfx_cold", "TFX example, cold", None),
+        ("tfx_cold", "TFX example (Keras 2), cold", None),
+        ("tfx3_cold", "TFX example (Keras 3), cold", None),
         ("ours_cold", "ours, cold (3 candidates)", "cold"),
         ("ours_single_cold", "ours, cold (1 candidate)", "cold_single"),
-        ("tfx_cached", "TFX example, first re-run", None),
+        ("tfx_cached", "TFX example (Keras 2), first re-run", None),
+        ("tfx3_cached", "TFX example (Keras 3), first re-run", None),
         ("ours_cached", "ours, first re-run", "cached"),
-        ("tfx_cached_again", "TFX example, second re-run", None),
+        ("tfx_cached_again", "TFX example (Keras 2), second re-run", None),
+        ("tfx3_cached_again", "TFX example (Keras 3), second re-run", None),
         ("ours_cached_again", "ours, second re-run", "cached_again"),
     ]
     for key, label, target_key in rows:
         run = runs.get(key)
         seconds = "skipped" if run is None else (f"{run.seconds:.1f}" if run.ok else "failed")
         load = "" if run is None else f"{run.load_before:.1f}"
-        line = f"  {label:<34}{seconds:>9}{load:>6}"
+        line = f"  {label:<40}{seconds:>9}{load:>6}"
         if target_key:
             target = targets[target_key]
             ratio = "n/a" if target["ratio"] is None else f"{target['ratio']:.2f}x"
@@ -230,14 +244,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     tfx_work = work / "tfx_example"
     if not args.skip_tfx:
-        (tfx_work / "data").mkdir(parents=True)
-        shutil.copyfile(csv_path, tfx_work / "data" / csv_path.name)  # ExampleGen reads every file in the folder
-        tfx_cmd = [python, str(BENCH / "_taxi_example.py"), "--work", str(tfx_work)]
-        for kind in ("cold", "cached", "cached_again"):
-            log = work / "logs" / f"tfx_{kind}.log"
-            runs[f"tfx_{kind}"] = timed_run(f"TFX example, {kind}", tfx_cmd, log, tfx_env, tfx_work)
-            if not runs[f"tfx_{kind}"].ok:
-                break
+        keras3_env = {key: value for key, value in env.items() if key != "TF_USE_LEGACY_KERAS"}
+        for prefix, label, folder, peer_env in (
+            ("tfx", "Keras 2", tfx_work, tfx_env),
+            ("tfx3", "Keras 3", work / "tfx_example_keras3", keras3_env),
+        ):
+            (folder / "data").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(csv_path, folder / "data" / csv_path.name)  # ExampleGen reads every file in the folder
+            tfx_cmd = [python, str(BENCH / "_taxi_example.py"), "--work", str(folder)]
+            for kind in KINDS:
+                log = work / "logs" / f"{prefix}_{kind}.log"
+                runs[f"{prefix}_{kind}"] = timed_run(f"TFX example ({label}), {kind}", tfx_cmd, log, peer_env, folder)
+                if not runs[f"{prefix}_{kind}"].ok:
+                    break
 
     scores, problems = _score(python, tfx_env, csv_path, ours_home, tfx_work, args.skip_tfx, work)
     result = print_report(runs, scores)
