@@ -39,6 +39,11 @@ _FORMAT_HINTS = (
 def check_inputs(config: PipelineConfig) -> None:
     """Everything about a local run that can be checked without TensorFlow: the data folder, the curated schema
     file, and the folders the run writes to."""
+    if config.data.bigquery_query:
+        raise UserError(
+            "data.bigquery_query reads the trips from BigQuery, which runs on the vertex, kubeflow and composer "
+            "profiles only; a local run reads CSV files (--data FOLDER, and data.bigquery_query empty)"
+        )
     check_csv_folder(config.data.root)
     if not config.schema.path.startswith("gs://") and not Path(config.schema.path).is_file():
         raise UserError(f"curated schema {config.schema.path} not found (setting schema.path)")

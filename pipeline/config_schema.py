@@ -112,6 +112,10 @@ class PipelineSection(_Section):
 
 class DataSection(_Section):
     root: str = "{project}/data"
+    # Switch (vertex, kubeflow and composer profiles): read the trips with this BigQuery query instead of the CSV
+    # files under ``root``, through TFX's BigQueryExampleGen (its Google Cloud extension); the same splits and
+    # everything downstream. Its columns must be the CSV's (models/features.py). Local runs refuse it.
+    bigquery_query: str = ""
     # Hash-bucket split of CsvExampleGen: 4 train buckets to 1 eval bucket is an 80/20 split.
     train_buckets: int = 4
     eval_buckets: int = 1

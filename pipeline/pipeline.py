@@ -4,7 +4,7 @@ Runners (``runners/``) pass this pipeline object to an orchestrator; they never 
 User code is referenced by dotted path so nothing is packaged or uploaded at run time: the ``models`` package is
 installed in the venv locally and in the container image remotely.
 
-    CsvExampleGen -> StatisticsGen -> SchemaGen (inferred, for comparison)
+    CsvExampleGen (or BigQueryExampleGen) -> StatisticsGen -> SchemaGen (inferred, for comparison)
                                    -> ExampleValidator (vs. curated schema from ImportSchemaGen)
                                       -> ValidationGate -> Transform
     for each candidate model in the config:
@@ -87,20 +87,24 @@ def create_pipeline(
     """
     # In the parameters of every step that runs user code, so TFX's cache sees edits (pipeline/fingerprints.py).
     fingerprint = code_fingerprint()
-    # TFX's CsvExampleGen with an executor that drops the byte-order mark Excel puts before the first column's
-    # name (tfx_compat/csv_example_gen.py); TFX 1.16's CsvExampleGen class takes no executor, its base does.
-    example_gen = FileBasedExampleGen(
-        input_base=_runtime(config, "data_root", config.data.root),
-        custom_executor_spec=executor_spec.BeamExecutorSpec(csv_example_gen.Executor),
-        output_config=example_gen_pb2.Output(
-            split_config=example_gen_pb2.SplitConfig(
-                splits=[
-                    example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=config.data.train_buckets),
-                    example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=config.data.eval_buckets),
-                ]
-            )
-        ),
-    ).with_id(names.EXAMPLE_GEN)
+    splits = example_gen_pb2.Output(
+        split_config=example_gen_pb2.SplitConfig(
+            splits=[
+                example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=config.data.train_buckets),
+                example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=config.data.eval_buckets),
+            ]
+        )
+    )
+    if config.data.bigquery_query:
+        example_gen = platforms.bigquery_example_gen(config.data.bigquery_query, splits)
+    else:
+        # TFX's CsvExampleGen with an executor that drops the byte-order mark Excel puts before the first column's
+        # name (tfx_compat/csv_example_gen.py); TFX 1.16's CsvExampleGen class takes no executor, its base does.
+        example_gen = FileBasedExampleGen(
+            input_base=_runtime(config, "data_root", config.data.root),
+            custom_executor_spec=executor_spec.BeamExecutorSpec(csv_example_gen.Executor),
+            output_config=splits,
+        ).with_id(names.EXAMPLE_GEN)
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     # The inferred schema is kept beside the curated one: diffing them shows what the data looks like today.
     inferred_schema = SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=False)

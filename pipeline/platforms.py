@@ -1,9 +1,11 @@
-"""Which classes run the training and pushing steps: TFX's standard ones, or their Google Cloud twins.
+"""Which classes read the data and run the training and pushing steps: TFX's standard ones, or their Google Cloud
+twins.
 
-The DAG is the same everywhere. Two profile switches swap classes for TFX's Google Cloud extensions, with the
-same inputs and outputs: ``vertex.training`` runs each Trainer and Tuner as a Vertex AI Training job, and
+The DAG is the same everywhere. Three profile switches swap classes for TFX's Google Cloud extensions, with the
+same inputs and outputs: ``data.bigquery_query`` reads the trips from BigQuery (BigQueryExampleGen) instead of
+CSV files, ``vertex.training`` runs each Trainer and Tuner as a Vertex AI Training job, and
 ``vertex.push_to_endpoint`` makes the Pusher upload to the Vertex AI Model Registry and deploy to an endpoint.
-The extensions import google-cloud-aiplatform (seconds), so they are imported only when switched on.
+The extensions import Google Cloud client libraries (seconds), so they are imported only when switched on.
 """
 
 from __future__ import annotations
@@ -67,6 +69,20 @@ def _vertex_training_job(config: PipelineConfig) -> dict[str, Any]:
     if config.vertex.service_account:
         job_spec["service_account"] = config.vertex.service_account
     return {"project": config.vertex.project, "job_spec": job_spec}
+
+
+BIGQUERY_EXAMPLE_GEN = "BigQueryExampleGen"
+
+
+def bigquery_example_gen(query: str, splits: Any) -> Any:
+    """TFX's BigQueryExampleGen on ``query``, split as the CSV ExampleGen splits (``splits``, an Output proto).
+
+    Its Beam job reads through BigQuery's export to Cloud Storage: the Beam args need ``--project`` and
+    ``--temp_location`` (docs/DEPLOY.md).
+    """
+    from tfx.extensions.google_cloud_big_query.example_gen.component import BigQueryExampleGen
+
+    return BigQueryExampleGen(query=query, output_config=splits).with_id(BIGQUERY_EXAMPLE_GEN)
 
 
 def pusher(config: PipelineConfig, **channels: Any) -> Any:

@@ -43,6 +43,10 @@ def test_help_does_not_load_tensorflow():
         (["run", "--set", "training.steps=5"], "error: --set: unknown key 'training.steps'"),
         (["run", "--set", "training.train_steps=lots"], "expected an integer, got 'lots'"),
         (["run", "--profile", "production"], "error: profile 'production' not found"),
+        (
+            ["run", "--set", "data.bigquery_query=SELECT 1"],
+            "error: data.bigquery_query reads the trips from BigQuery, which runs on the vertex",
+        ),
         (["run", "--bogus"], "error: No such option '--bogus'. (see taxi-pipeline run --help)"),
         (["compile"], "error: Missing option '--runner'. Choose from: vertex, kubeflow, airflow"),
         (["serve", "--port", "70000"], "error: Invalid value for '--port': 70000 is not in the range 0<=x<=65535"),

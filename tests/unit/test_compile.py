@@ -212,3 +212,67 @@ def test_vertex_training_runs_each_candidate_on_vertex_with_its_own_trials_folde
     assert folders == {
         f"gs://test-bucket/taxi/pipeline_root/tuner_trials/{name}" for name in ("wide_and_deep", "dnn", "linear")
     }
+
+
+DATAFLOW_ARGS = [
+    "--runner=DataflowRunner",
+    "--project=p",
+    "--region=us-central1",
+    "--temp_location=gs://test-bucket/tmp",
+    "--experiments=use_runner_v2",
+]
+# The nodes whose executors run Beam jobs (TFX's BaseBeamExecutor subclasses) and so need the Dataflow args.
+BEAM_NODES = ("StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "Evaluator_")
+
+
+def _compiled_executors(tmp_path, *overrides: str) -> dict[str, list[str]]:
+    """Compiles the vertex profile with ``overrides``; returns each node's executor container args."""
+    output = tmp_path / "vertex.json"
+    command = ["compile", "--runner", "vertex", "--output", str(output), "--home", "gs://test-bucket/taxi"]
+    for override in (f"container.image={IMAGE}", *overrides):
+        command += ["--set", override]
+    assert cli.main(command) == 0
+    spec = kubeflow.pipeline_spec(json.loads(output.read_text()))
+    executors = spec["deploymentSpec"]["executors"]
+    return {
+        name.removesuffix("_executor"): executor["container"]["args"]
+        for name, executor in executors.items()
+        if "container" in executor  # the resolver's tasks are "importer"/"resolver" specs, not containers
+    }
+
+
+def test_the_dataflow_switch_reaches_every_beam_based_component(tmp_path):
+    """The vertex profile's Dataflow switch (``beam.args``) is carried, in order, to every component that runs a
+    Beam job, ExampleGen first among them."""
+    executors = _compiled_executors(tmp_path, f"beam.args={json.dumps(DATAFLOW_ARGS)}")
+    beam_nodes = [name for name in executors if name == "CsvExampleGen" or name.startswith(BEAM_NODES)]
+    assert len(beam_nodes) == 1 + 4 + 3  # ExampleGen, four single components, an Evaluator per candidate
+    for name in beam_nodes:
+        args = executors[name]
+        assert args[-len(DATAFLOW_ARGS) :] == DATAFLOW_ARGS, name
+
+
+def test_the_bigquery_switch_makes_examplegen_bigquerys_with_the_same_splits(tmp_path):
+    """``data.bigquery_query`` swaps CsvExampleGen for TFX's BigQueryExampleGen on the query, with the same
+    train/eval split, and nothing downstream changes (StatisticsGen, Transform and the Evaluators read its
+    examples)."""
+    query = "SELECT * FROM `bigquery-public-data.chicago_taxi_trips.taxi_trips` LIMIT 10"
+    executors = _compiled_executors(tmp_path, f"data.bigquery_query={query}", f"beam.args={json.dumps(DATAFLOW_ARGS)}")
+    assert "CsvExampleGen" not in executors
+    args = executors["BigQueryExampleGen"]
+    assert "tfx.extensions.google_cloud_big_query.example_gen.executor.Executor" in args
+    assert args[-len(DATAFLOW_ARGS) :] == DATAFLOW_ARGS
+
+    from pipeline.config import load_config
+    from pipeline.pipeline import create_pipeline
+
+    for profile in ("vertex", "kubeflow", "composer"):
+        overrides = [f"data.bigquery_query={query}", "metadata.mysql_host=", "metadata.sqlite_path="]
+        pipeline = create_pipeline(load_config(profile, overrides, home="gs://test-bucket/taxi"))
+        components = {component.id: component for component in pipeline.components}
+        example_gen = components["BigQueryExampleGen"]
+        [source] = json.loads(example_gen.exec_properties["input_config"])["splits"]
+        assert source["pattern"] == query  # TFX keeps the query as the input split's pattern
+        splits = json.loads(example_gen.exec_properties["output_config"])["split_config"]["splits"]
+        assert [(split["name"], split["hash_buckets"]) for split in splits] == [("train", 4), ("eval", 1)]
+        assert components["Transform"].inputs["examples"].producer_component_id == "BigQueryExampleGen"
