@@ -134,6 +134,10 @@ class Measured:
         first, last = inside[0], inside[-1]
         return 100 * (last.cpu_seconds - first.cpu_seconds) / (last.at - first.at)
 
+    def peak_rss_gb_between(self, start: float, end: float) -> float | None:
+        inside = [sample.rss_bytes for sample in self.samples if start <= sample.at <= end]
+        return max(inside) / 1e9 if inside else None
+
 
 def _tree_sample(root: psutil.Process, started: float) -> Sample | None:
     try:
@@ -283,6 +287,7 @@ def _summarise(run: Measured, metadata: Path, pipeline_name: str, home: Path | N
     for component in components:
         start, end = component["start"] - run.started_wall, component["end"] - run.started_wall
         component["cpu_percent"] = run.cpu_percent_between(start, end)
+        component["peak_rss_gb"] = run.peak_rss_gb_between(start, end)
         if component in beam and component["cpu_percent"] is not None:
             beam_cpu_seconds += component["cpu_percent"] * component["seconds"]
             beam_seconds += component["seconds"]
@@ -314,10 +319,11 @@ def _print(results: dict[str, Any]) -> None:
             f"  {name:<18}{figures['seconds']:>9.1f}{figures['peak_rss_gb']:>13.2f}{figures['cpu_percent']:>7.0f}"
             f"{'-' if beam is None else format(beam, '.0f'):>12}  {winner}"
         )
-    print("\nSeconds per component (CPU % of the process tree meanwhile)")
+    print("\nSeconds per component (the process tree's CPU % and peak RSS meanwhile)")
     for name, figures in rows:
         parts = [
-            f"{c['node']} {c['seconds']:.1f}" + ("" if c["cpu_percent"] is None else f" ({c['cpu_percent']:.0f}%)")
+            f"{c['node']} {c['seconds']:.1f}"
+            + ("" if c["cpu_percent"] is None else f" ({c['cpu_percent']:.0f}%, {c['peak_rss_gb']:.1f} GB)")
             for c in figures["components"]
         ]
         print(f"  {name}: " + ", ".join(parts))
