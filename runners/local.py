@@ -186,17 +186,16 @@ def run_local(
     return LocalRun(report=report, error=error)
 
 
-# DirectRunner's multi_processing with a worker per core (0), and the steps it pays for on big inputs. Measured at
-# 1.5 million trips on 2 cores (bench/README.md): each Evaluator 213-228 s -> 131-147 s, Transform 101 -> 82 s;
-# left out are ExampleGen (190 -> 162 s, but its peak memory 4.7 -> 7.9 GB) and StatisticsGen (37 -> 32 s for
-# 1.3 GB more).
+# DirectRunner's multi_processing with a worker per core (0), for every step whose Beam job reads the data. All of
+# them or none: a step splits its input across workers by the files it reads, and an in-process ExampleGen writes
+# one file per split, so Transform and the Evaluators alone kept one of two workers busy (bench/README.md).
 PARALLEL_BEAM_ARGS = ("--direct_num_workers=0", "--direct_running_mode=multi_processing")
-PARALLEL_BEAM_NODES = ("Transform", "Evaluator_")
+PARALLEL_BEAM_NODES = ("CsvExampleGen", "StatisticsGen", "Transform", "Evaluator_")
 
 
 def parallel_beam_where_it_pays(config: PipelineConfig, components: Sequence[Any]) -> list[str]:
-    """Gives the Beam steps that gain most from it (Transform, the Evaluators) one worker process per core when
-    the input is bigger than
+    """Gives the Beam steps that read the data (ExampleGen, StatisticsGen, Transform, the Evaluators) one worker
+    process per core when the input is bigger than
     ``beam.parallel_above_mb``; returns the ids of the components changed. Below that size, starting the worker
     processes (each imports TensorFlow) costs more than the second core gives back."""
     threshold_mb = config.beam.parallel_above_mb
