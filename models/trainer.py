@@ -15,6 +15,7 @@ import os
 from typing import Any
 
 import keras_tuner
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
@@ -242,16 +243,38 @@ def train(
     return scores
 
 
+def count_examples(file_patterns: list[str]) -> int:
+    """How many examples the (GZIP TFRecord) files of a split hold: one read of the records, none parsed."""
+    files = [name for pattern in file_patterns for name in tf.io.gfile.glob(pattern)]
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    # Counted in batches: one reduce step per record costs ~30 us (3.8 s for 120,000), per batch 0.6 s in all.
+    batches = records.batch(8192)
+    return int(batches.reduce(np.int64(0), lambda count, batch: count + tf.cast(tf.shape(batch)[0], tf.int64)))
+
+
+def steps_for_epochs(epochs: float, examples: int, batch_size: int) -> int:
+    """Batches that make ``epochs`` passes over ``examples`` (at least one)."""
+    return max(1, math.ceil(epochs * examples / batch_size))
+
+
 def run_fn(fn_args: FnArgs) -> None:
     """Trains this Trainer's candidate model on the transformed examples and exports it for serving and evaluation."""
     candidate = _candidate(fn_args)
     hparams = resolve_hyperparameters(fn_args)
     transform_output = tft.TFTransformOutput(fn_args.transform_output)
     model = candidate.build(hparams)
+    train_steps = fn_args.train_steps
+    epochs = fn_args.custom_config.get("epochs", 0)
+    if epochs:
+        examples = count_examples(fn_args.train_files)
+        train_steps = steps_for_epochs(epochs, examples, hparams.batch_size)
+        absl_logging.info(
+            "%s epochs of %d train examples: %d steps of %d", epochs, examples, train_steps, hparams.batch_size
+        )
     eval_metrics = train(
         model,
         _dataset(fn_args.train_files, fn_args.data_accessor, transform_output, hparams.batch_size),
-        fn_args.train_steps,
+        train_steps,
         _eval_dataset(fn_args, transform_output, hparams.batch_size),
         fn_args.eval_steps,
         log_dir=fn_args.model_run_dir,

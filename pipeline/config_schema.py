@@ -154,6 +154,20 @@ class TrainingSection(_StepsSection):
     # 0: one pass over the eval split (TFX's meaning of an unset EvalArgs.num_steps); N: at most N batches,
     # repeating the split when it is shorter. The Trainer's eval metrics are logged and kept with the model.
     eval_steps: int = 0
+    # For big data, whole passes over the train split instead of a step count: 0 (the default) trains
+    # ``train_steps`` batches; E > 0 makes each Trainer count its train split's examples and train
+    # ceil(E x examples / batch_size) batches (``train_steps`` is then not used). 1.5M trips, batch 256: 1 epoch
+    # = 4,688 steps. Counting reads the split once (docs/ARCHITECTURE.md has the cost).
+    epochs: float = 0.0
+
+    @field_validator("epochs")
+    @classmethod
+    def _no_negative_epochs(cls, epochs: float) -> float:
+        if epochs < 0:
+            raise PydanticCustomError(
+                "negative_epochs", "expected 0 (train_steps decides) or more, got {epochs}", {"epochs": epochs}
+            )
+        return epochs
 
 
 class CandidatesSection(_Section):

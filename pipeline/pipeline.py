@@ -62,7 +62,8 @@ def _runtime(config: PipelineConfig, name: str, value: str | Message) -> str | M
 
 def _custom_config(config: PipelineConfig, candidate: str, fingerprint: str) -> dict:
     """What ``run_fn``/``tuner_fn`` read from ``fn_args.custom_config`` (JSON-serialisable, recorded in MLMD):
-    which candidate to build, and its hyperparameters (its defaults with the config's overrides applied).
+    which candidate to build, its hyperparameters (its defaults with the config's overrides applied), and
+    ``epochs`` (``training.epochs``: when above 0, the Trainer trains whole passes instead of ``train_steps``).
 
     ``code_fingerprint`` is read by nobody: it is there so that an edit of ``models/`` re-runs the step.
     """
@@ -71,6 +72,7 @@ def _custom_config(config: PipelineConfig, candidate: str, fingerprint: str) -> 
         "candidate": candidate,
         "hyperparameters": CANDIDATES[candidate].defaults.replace(overrides).to_dict(),
         "tuner": {"max_trials": config.tuner.max_trials, "seed": config.tuner.seed},
+        "epochs": config.training.epochs,
         CODE_FINGERPRINT_KEY: fingerprint,
     }
 

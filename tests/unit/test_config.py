@@ -56,10 +56,11 @@ def test_command_line_shortcuts_win_over_profile(tmp_path):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("training.train_stepz=5", "unknown key 'training.train_stepz'; known keys in [training]: eval_steps"),
+        ("training.train_stepz=5", "unknown key 'training.train_stepz'; known keys in [training]: epochs, eval_steps"),
         ("trainin.train_steps=5", "unknown section [trainin]"),
         ("training.train_steps=many", "training.train_steps: expected an integer, got 'many'"),
         ("training.train_steps=0", "training.train_steps: expected at least 1, got 0"),
+        ("training.epochs=-1", "training.epochs: expected 0 (train_steps decides) or more, got -1.0"),
         ("tuner.eval_steps=-1", "tuner.eval_steps: expected 0 (the whole eval split) or more, got -1"),
         ("evaluation.min_auc=high", "evaluation.min_auc: expected a number"),
         ("tuner.enabled=maybe", "tuner.enabled: expected true or false"),

@@ -11,7 +11,7 @@ from models import preprocessing
 from models.candidates import CANDIDATES
 from models.hyperparameters import Hyperparameters
 from models.model import build_wide_and_deep
-from models.trainer import train
+from models.trainer import count_examples, steps_for_epochs, train
 
 
 @pytest.mark.parametrize("name", sorted(CANDIDATES))
@@ -107,3 +107,17 @@ def test_train_scores_the_whole_eval_split_once_or_the_batches_asked_for():
     first_two_batches = train(model, training, 3, evaluation.repeat(), 2)
     first_eight = {name: values[:8] for name, values in rows.items()}
     assert first_two_batches["binary_accuracy"] == pytest.approx(_accuracy(model, first_eight, labels[:8]))
+
+
+def test_epochs_become_the_steps_that_pass_over_the_whole_train_split(tmp_path):
+    """``training.epochs``: the Trainer counts the split's records (GZIP TFRecord files, as Transform writes them)."""
+    example = tf.train.Example(features=tf.train.Features(feature={"x": tf.train.Feature()})).SerializeToString()
+    for shard, records in enumerate((700, 301)):
+        with tf.io.TFRecordWriter(str(tmp_path / f"part-{shard}.gz"), options="GZIP") as writer:
+            for _ in range(records):
+                writer.write(example)
+    examples = count_examples([str(tmp_path / "part-*")])
+    assert examples == 1001
+    assert steps_for_epochs(1, examples, 256) == 4  # 3 full batches and a partial one
+    assert steps_for_epochs(2.5, examples, 256) == 10  # ceil(2502.5 / 256)
+    assert steps_for_epochs(0.0001, examples, 256) == 1
