@@ -6,7 +6,8 @@ would become part of the first column's name (``\\ufeffpickup_community_area``) 
 feature missing. Everything else is TFX's: data lines are read by TFX's own ``_ReadCsvRecordsFromTextFile``, which
 skips each file's first line as a whole (mark included) and joins quoted values that span lines; cells are parsed
 by tfx_bsl's ``ParseCSVLine`` and typed by its ``ColumnTypeInferrer``, and ``_ParsedCsvToTfExample`` makes the
-examples, exactly as in ``csv_example_gen.executor._CsvToExample.expand``.
+examples, as in ``csv_example_gen.executor._CsvToExample.expand``, with one change: the column types are inferred
+before the Beam job (``infer_column_types``), not inside it, so Beam streams the rows instead of holding them all.
 
 The pipeline hands ``Executor`` to a ``FileBasedExampleGen`` through ``custom_executor_spec`` (TFX's documented
 way to give an ExampleGen another executor; TFX 1.16's ``CsvExampleGen`` takes no executor spec). Steps name the
@@ -56,19 +57,36 @@ class CsvToExample(beam.PTransform):
         for csv_file in csv_files[1:]:
             if read_column_names(csv_file) != column_names:
                 raise RuntimeError(f"Files in same split {self._csv_pattern} have different header.")
-        parsed_csv_lines = (
+        # Column types first, outside Beam, with TFX's own reader, parser and type inferrer: TFX computes them in
+        # the same Beam job as a side input of the conversion, so Beam keeps every parsed row in memory until
+        # the last one has been typed (4.7 GB at 1.5 million trips). Read twice, the rows stream.
+        column_infos = infer_column_types(csv_files, column_names)
+        return (
             pipeline
             | "CreateFilenames" >> beam.Create(csv_files)
             | "ReadFromText" >> beam.ParDo(csv_executor._ReadCsvRecordsFromTextFile())
             | "ParseCSVLine" >> beam.ParDo(csv_decoder.ParseCSVLine(delimiter=","))
             | "ExtractParsedCSVLines" >> beam.Keys()
+            | "ToTFExample" >> beam.ParDo(csv_executor._ParsedCsvToTfExample(), column_infos)
         )
-        column_infos = beam.pvalue.AsSingleton(
-            parsed_csv_lines
-            | "InferColumnTypes"
-            >> beam.CombineGlobally(csv_decoder.ColumnTypeInferrer(column_names, skip_blank_lines=True))
-        )
-        return parsed_csv_lines | "ToTFExample" >> beam.ParDo(csv_executor._ParsedCsvToTfExample(), column_infos)
+
+
+def infer_column_types(csv_files: list[str], column_names: list[str]) -> list[csv_decoder.ColumnInfo]:
+    """Each column's type (int, float, string, or unknown when always empty), as TFX's CsvExampleGen infers it.
+
+    The same steps as TFX's Beam job, run directly: ``_ReadCsvRecordsFromTextFile`` (header skipped, quoted values
+    spanning lines joined), tfx_bsl's ``ParseCSVLine`` and its ``ColumnTypeInferrer`` over every record.
+    """
+    reader = csv_executor._ReadCsvRecordsFromTextFile()
+    parser = csv_decoder.ParseCSVLine(delimiter=",")
+    parser.setup()
+    inferrer = csv_decoder.ColumnTypeInferrer(column_names, skip_blank_lines=True)
+    accumulator = inferrer.create_accumulator()
+    for csv_file in csv_files:
+        for record in reader.process(csv_file):
+            for cells, _ in parser.process(record):
+                accumulator = inferrer.add_input(accumulator, cells)
+    return inferrer.extract_output(accumulator)
 
 
 class Executor(csv_executor.Executor):
