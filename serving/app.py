@@ -33,7 +33,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from serving.batching import Batcher
-from serving.formats import Prepared, RequestError, parse_json, prepare
+from serving.formats import DEFAULT_SIGNATURE, Prepared, RequestError, parse_json, prepare
 from serving.repository import LoadedVersion, ModelRepository
 from serving.settings import ServerSettings
 
@@ -118,9 +118,17 @@ async def _internal_error(_: Request, error: Exception) -> JSONResponse:
     return JSONResponse(_error_document(error), status_code=500)
 
 
-# The predict paths, matched as Starlette matches "/v1/models/{name}:predict" and ".../versions/{version}:predict".
-_PREDICT_LATEST = re.compile(r"^/v1/models/(?P<name>[^/]+):predict$")
-_PREDICT_VERSION = re.compile(r"^/v1/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+):predict$")
+# TF Serving's verb paths: /v1/models/{name}[/versions/{version}]:{predict|classify|regress}.
+_VERB_PATH = re.compile(
+    r"^/v1/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?:(?P<verb>predict|classify|regress)$"
+)
+# What TF Serving answers for :classify and :regress on a model whose signatures are all predict signatures
+# (TF 2 SavedModels have no others): its check of the signature's method name, a 400.
+_VERB_METHODS = {
+    "classify": ("classification", "tensorflow/serving/classify"),
+    "regress": ("regression", "tensorflow/serving/regress"),
+}
+PREDICT_METHOD = "tensorflow/serving/predict"
 _VERSION_HEADER_BYTES = VERSION_HEADER.lower().encode()
 
 
@@ -147,13 +155,33 @@ class ServingApp:
         self._max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            path = scope["path"]
-            match = _PREDICT_LATEST.match(path) or _PREDICT_VERSION.match(path)
+        if scope["type"] == "http":
+            match = _VERB_PATH.match(scope["path"])
             if match is not None:
-                await self._predict(match, scope, receive, send)
+                if scope["method"] != "POST":  # TF Serving: 400, as for any request it cannot route
+                    error = f"Malformed request: {scope['method']} {scope['path']}"
+                    await _respond(send, 400, _json({"error": error}))
+                elif match["verb"] == "predict":
+                    await self._predict(match, scope, receive, send)
+                else:
+                    await self._classify_or_regress(match, scope, receive, send)
                 return
         await self.fallback(scope, receive, send)
+
+    async def _classify_or_regress(self, match: re.Match[str], scope: Scope, receive: Receive, send: Send) -> None:
+        """TF Serving's answer for this model: the version is resolved, then its signature refused (a 400)."""
+        try:
+            model = self.repository.choose(*_model_and_version(match.groupdict()))
+            document = parse_json(await _read_body(receive, scope["headers"], self._max_body_bytes))
+            name = document.get("signature_name", DEFAULT_SIGNATURE) if isinstance(document, dict) else None
+            if name not in model.signatures:
+                raise RequestError(f"No signature was found with the name: {name}")
+            kind, method = _VERB_METHODS[match["verb"]]
+            raise RequestError(f"Expected {kind} signature method_name to be {method}. Was: {PREDICT_METHOD}")
+        except _DisconnectedError:
+            return
+        except RequestError as error:
+            await _respond(send, error.status, _json({"error": str(error)}))
 
     async def _predict(self, match: re.Match[str], scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -256,7 +284,7 @@ def _metadata(model: LoadedVersion, name: str) -> dict[str, Any]:
         defs[signature_name] = {
             "inputs": {key: tensor(key, spec) for key, spec in inputs.items()},
             "outputs": {key: tensor(key, value) for key, value in outputs.items()},
-            "method_name": "tensorflow/serving/predict",
+            "method_name": PREDICT_METHOD,
         }
     return {
         "model_spec": {"name": name, "signature_name": "", "version": str(model.version)},

@@ -164,13 +164,35 @@ def call(signature: Signature, columns: Mapping[str, list[Any]]) -> dict[str, np
     try:
         outputs = signature.function(**tensors)
     except tf.errors.InvalidArgumentError as error:
-        # E.g. a serialized tf.Example that does not parse: TensorFlow's first line says why; the rest is graph detail.
-        raise RequestError(error.message.strip().splitlines()[0]) from None
+        if _NOT_AN_EXAMPLE in error.message:
+            raise RequestError(_not_an_example(signature)) from None
+        raise RequestError(_cause(error.message)) from None
     except UnicodeDecodeError:
         # TensorFlow quotes the offending input in its message, and fails to decode that message as UTF-8 when
         # the input is binary: such bytes can only have come from the request (a "b64" value that is no tf.Example).
-        raise RequestError("TensorFlow refused the input: a binary value it could not parse") from None
+        raise RequestError(_not_an_example(signature)) from None
     return {key: _plain(outputs[key].numpy()) for key in signature.outputs}
+
+
+# TensorFlow's ParseExample error for bytes that are not a serialized tf.Example.
+_NOT_AN_EXAMPLE = "Could not parse example input"
+# Lines of a TensorFlow error message that say where, not why.
+_GRAPH_DETAIL = ("Graph execution error:", "Detected at node", "<stack traces unavailable>", "[[")
+
+
+def _not_an_example(signature: Signature) -> str:
+    strings = [key for key, spec in signature.specs.items() if spec.kind == "string"]
+    where = f'input "{strings[0]}"' if len(strings) == 1 else f'signature "{signature.name}"'
+    return f"{where}: a value is not a serialized tf.Example (TensorFlow could not parse it)"
+
+
+def _cause(message: str) -> str:
+    """The line of a TensorFlow error that says why: its first line is often only "Graph execution error:"."""
+    lines = [line.strip() for line in message.strip().splitlines()]
+    for line in lines:
+        if line and not line.startswith(_GRAPH_DETAIL):
+            return line
+    return lines[0] if lines else "TensorFlow refused the input"
 
 
 def answer(prepared: Prepared, results: Mapping[str, np.ndarray]) -> dict[str, Any]:

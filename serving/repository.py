@@ -23,7 +23,7 @@ from typing import Any
 import tensorflow as tf
 
 from serving.formats import DEFAULT_SIGNATURE, RequestError, Signature
-from serving.versions import SAVED_MODEL_FILE, complete_versions
+from serving.versions import complete_versions
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,9 @@ class LoadedVersion:
 
 @dataclasses.dataclass(frozen=True)
 class Failure:
-    """A version that did not load, and the ``saved_model.pb`` stamp it failed with (retried when that changes)."""
+    """A version that did not load, and the stamp of its files then (retried when any file changes)."""
 
-    stamp: tuple[int, int]
+    stamp: tuple[tuple[str, int, int], ...]
     message: str
 
 
@@ -218,12 +218,22 @@ class ModelRepository:
         return {"model_version_status": entries}
 
 
-def _stamp(path: Path) -> tuple[int, int]:
-    try:
-        stat = (path / SAVED_MODEL_FILE).stat()
-    except OSError:
-        return (0, 0)
-    return (stat.st_size, stat.st_mtime_ns)
+def _stamp(path: Path) -> tuple[tuple[str, int, int], ...]:
+    """(relative path, size, mtime) of every file of a version: a copy still under way changes it.
+
+    ``saved_model.pb`` alone is not enough: a version copied in two steps (the file first, ``variables/`` later,
+    as ``gsutil cp`` or a hand copy may do) fails to load the first time and must load once the rest arrives,
+    as TF Serving retries a failed load.
+    """
+    files = []
+    for file in sorted(path.rglob("*")):
+        try:
+            stat = file.stat()
+        except OSError:  # removed while we looked: the next poll sees the rest
+            continue
+        if file.is_file():
+            files.append((str(file.relative_to(path)), stat.st_size, stat.st_mtime_ns))
+    return tuple(files)
 
 
 def _describe(name: str, version: int | None) -> str:

@@ -35,9 +35,10 @@ from models import features
 from pipeline.config import PROJECT_DIR
 from pipeline.errors import UserError
 from serving.app import VERSION_HEADER, ServingApp, create_app
-from serving.repository import SAVED_MODEL_FILE, ModelRepository
+from serving.repository import ModelRepository
 from serving.server import BackgroundServer, serve_in_background
 from serving.settings import ServerSettings
+from serving.versions import SAVED_MODEL_FILE
 
 MODEL = "taxi"
 
@@ -207,7 +208,44 @@ def _bad_requests(instance: dict[str, Any]) -> list[tuple[str, str, str, bytes, 
         ("status of unknown model", "GET", "/v1/models/nope", b"", 404, "Could not find any versions"),
         ("status of unknown version", "GET", f"/v1/models/{MODEL}/versions/7", b"", 404, "Could not find version 7"),
         ("unknown path", "GET", "/v2/models", b"", 404, "Not Found"),
-        ("wrong method", "GET", predict, b"", 404, "Could not find any versions"),
+        ("GET on :predict", "GET", predict, b"", 400, f"Malformed request: GET {predict}"),
+        (
+            "b64 value that is no tf.Example",
+            "POST",
+            predict,
+            body(
+                {"signature_name": "serving_default", "instances": [{"b64": base64.b64encode(b"plain text").decode()}]}
+            ),
+            400,
+            'input "examples": a value is not a serialized tf.Example',
+        ),
+        (
+            ":classify on a predict signature",
+            "POST",
+            f"/v1/models/{MODEL}:classify",
+            body({"examples": [instance]}),
+            400,
+            "Expected classification signature method_name to be tensorflow/serving/classify. "
+            "Was: tensorflow/serving/predict",
+        ),
+        (
+            ":regress on a predict signature",
+            "POST",
+            f"/v1/models/{MODEL}:regress",
+            body({"signature_name": "serving_default", "examples": [instance]}),
+            400,
+            "Expected regression signature method_name to be tensorflow/serving/regress. "
+            "Was: tensorflow/serving/predict",
+        ),
+        (
+            ":classify of an unknown signature",
+            "POST",
+            f"/v1/models/{MODEL}:classify",
+            body({"signature_name": "nope", "examples": [instance]}),
+            400,
+            "No signature was found with the name: nope",
+        ),
+        (":classify of an unknown version", "POST", f"/v1/models/{MODEL}/versions/7:classify", one(), 404, "Specific"),
         ("body over 1 MiB", "POST", predict, b" " * (1024 * 1024 + 1), 413, "exceeds the limit"),
     ]
 
@@ -320,7 +358,11 @@ def test_a_request_tensorflow_refuses_in_a_shared_call_fails_alone(pushed, saved
         answers = _post_concurrently(running.url, documents)
         stats = app.batcher.stats
     assert stats.largest_batch == len(documents)
-    assert answers[-1].status_code == 400 and answers[-1].json()["error"]
+    assert answers[-1].status_code == 400
+    assert (
+        answers[-1].json()["error"]
+        == 'input "examples": a value is not a serialized tf.Example (TensorFlow could not parse it)'
+    )
     examples = saved_model.signatures["serving_default"]
     for value, answer in zip(encoded, answers[:-1], strict=True):
         assert answer.status_code == 200, answer.text
@@ -442,6 +484,42 @@ def test_a_broken_new_version_is_reported_and_the_last_good_one_keeps_serving(ow
     ]
     assert status[1]["status"]["error_message"]
     assert answer.status_code == 200 and answer.headers[VERSION_HEADER] == str(good)
+
+
+def test_a_version_copied_in_an_unlucky_order_loads_once_the_copy_completes(own_serving_dir, instances):
+    """``saved_model.pb`` first, ``variables/`` later (a hand copy, ``gsutil cp`` in two steps): the first load
+    fails and the version is reported END; when the rest arrives it is loaded, as TF Serving retries a load."""
+    good = max(int(p.name) for p in own_serving_dir.iterdir())
+    late = own_serving_dir / str(good + 1)
+    late.mkdir()
+    shutil.copy2(own_serving_dir / str(good) / SAVED_MODEL_FILE, late / SAVED_MODEL_FILE)
+    repository = ModelRepository(own_serving_dir, MODEL, poll_seconds=0, canary=0)
+    try:
+        repository.refresh()
+        first = _states(repository)
+        repository.refresh()  # the same files: still END, the good version still serving
+        again = _states(repository)
+        for item in (own_serving_dir / str(good)).iterdir():
+            if item.name != SAVED_MODEL_FILE:
+                (shutil.copytree if item.is_dir() else shutil.copy2)(item, late / item.name)
+        repository.refresh()
+        running = serve_in_background(create_app(repository))
+        try:
+            with httpx.Client(base_url=running.url, timeout=30) as client:
+                status = client.get(f"/v1/models/{MODEL}").json()["model_version_status"]
+                answer = client.post(f"/v1/models/{MODEL}:predict", json={"instances": instances[:2]})
+        finally:
+            running.stop()
+    finally:
+        shutil.rmtree(late)
+    assert first == {str(good): "AVAILABLE", str(good + 1): "END"}
+    assert again == first
+    assert [(entry["version"], entry["state"]) for entry in status] == [(str(good + 1), "AVAILABLE")]
+    assert answer.status_code == 200 and answer.headers[VERSION_HEADER] == str(good + 1)
+
+
+def _states(repository: ModelRepository) -> dict[str, str]:
+    return {entry["version"]: entry["state"] for entry in repository.status(MODEL)["model_version_status"]}
 
 
 def test_with_no_version_that_loads_predict_is_a_404_until_one_is_pushed(pushed, tmp_path, instances):
