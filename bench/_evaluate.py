@@ -3,7 +3,8 @@
 Run by ``local_run.py`` as its own process, after the timed runs, so TensorFlow is never imported by the process
 that does the timing.
 
-Rows are fed as serialized ``tf.train.Example`` to each model's ``serving_default`` signature, every column typed
+Rows are fed as serialized ``tf.train.Example`` to each model's examples signature (ours: ``serving_tf_example``,
+the TFX example's: ``serving_default``), every column typed
 the way CsvExampleGen infers it from the CSV (a column whose non-empty cells are all integers -> ``int64_list``,
 all numbers -> ``float_list``, else ``bytes_list``; empty cells omitted), so both models parse exactly what their
 pipelines trained on. The label is the one both pipelines compute: ``tips > 0.2 * fare`` in float32, missing
@@ -124,22 +125,24 @@ def big_tipper(row: dict[str, str]) -> int:
 
 
 def predict(model_dir: Path, serialized: list[bytes], batch_size: int = 2048) -> tuple[np.ndarray, str, str]:
-    """Positive-class probabilities from ``serving_default``; also its input name and output key, as found."""
+    """Positive-class probabilities from the signature that takes serialized examples (ours: ``serving_tf_example``,
+    the TFX example's: ``serving_default``); also how it was called (``name(input=...)``) and its output key."""
     import tensorflow as tf
 
     model = tf.saved_model.load(str(model_dir))
-    signature = model.signatures["serving_default"]
+    name = "serving_tf_example" if "serving_tf_example" in model.signatures else "serving_default"
+    signature = model.signatures[name]
     _, kwargs = signature.structured_input_signature
     (input_name,) = kwargs  # both models take one string tensor of serialized examples
     output_keys = sorted(signature.structured_outputs)
     if len(output_keys) != 1:
-        raise ValueError(f"{model_dir}: expected one output in serving_default, found {output_keys}")
+        raise ValueError(f"{model_dir}: expected one output in {name}, found {output_keys}")
     (output_key,) = output_keys
     chunks = []
     for start in range(0, len(serialized), batch_size):
         batch = tf.constant(serialized[start : start + batch_size])
         chunks.append(signature(**{input_name: batch})[output_key].numpy().reshape(-1))
-    return np.concatenate(chunks), input_name, output_key
+    return np.concatenate(chunks), f"{name}({input_name}=...)", output_key
 
 
 def metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
@@ -217,10 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "component_times": {},
     }
     for name, model_dir in _pairs(args.model, "--model").items():
-        scores, input_name, output_key = predict(model_dir, serialized)
+        scores, signature, output_key = predict(model_dir, serialized)
         result["models"][name] = {
             "model_dir": str(model_dir),
-            "signature": f"serving_default({input_name}=...) -> {output_key}",
+            "signature": f"{signature} -> {output_key}",
             "holdout": metrics(labels[holdout], scores[holdout]),
             "all": metrics(labels, scores),
         }

@@ -5,7 +5,7 @@
 Needs a home with a pushed model (``taxi-pipeline run --home DIR`` once). The server (``serving/``, whose
 ``app.py`` and ``batching.py`` are the request path) runs as its own process, the way users start it
 (``taxi-pipeline serve``, ``cli/serve.py``; loopback only); this process sends a bounded number of requests per
-concurrency level over keep-alive connections and records each request's latency. The ceiling is ``serving_raw``
+concurrency level over keep-alive connections and records each request's latency. The ceiling is ``serving_default``
 called directly from as many threads, on the same rows, with tensors built once. Each level is warmed up first.
 
 Both sides share this machine's cores, so the load generator's own CPU counts against the server. The default
@@ -41,7 +41,7 @@ MODEL = "taxi"
 
 
 def _rows(batch: int) -> list[dict[str, Any]]:
-    """The first ``batch`` rows of the bundled data as JSON instances (empty cells as 0, as serving_raw needs)."""
+    """The first ``batch`` rows of the bundled data as JSON instances (empty cells as 0, as serving_default needs)."""
     with (PROJECT_DIR / "data" / "taxi.csv").open(newline="") as handle:
         rows = [row for _, row in zip(range(batch), csv.DictReader(handle), strict=False)]
     instances = []
@@ -245,7 +245,7 @@ def main() -> int:
 
         instances = _rows(args.batch)
         body = json.dumps({"instances": instances}).encode()
-        signature = tf.saved_model.load(str(versions[-1])).signatures["serving_raw"]
+        signature = tf.saved_model.load(str(versions[-1])).signatures["serving_default"]
         specs = signature.structured_input_signature[1]
         tensors = {n: tf.constant([row[n] for row in instances], dtype=s.dtype) for n, s in specs.items()}
         _wait_ready(server, url)

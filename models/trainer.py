@@ -1,10 +1,7 @@
 """Trainer and Tuner entry points: ``run_fn`` and ``tuner_fn``, referenced by dotted path from the pipeline.
 
-The exported SavedModel carries three signatures, each applying the Transform graph itself so no caller has to:
-
-- ``serving_default``: serialized ``tf.Example`` strings in, ``probabilities`` out (TF Serving, Evaluator);
-- ``serving_raw``: one tensor per raw feature in (JSON-friendly: ``{"fare": [12.5], ...}``), ``probabilities`` out;
-- ``transform_features``: serialized examples in, transformed features and label out (TFMA reads the label there).
+The exported SavedModel's signatures and functions, each applying the Transform graph itself so no caller has
+to, are named and described in ``models/signatures.py``.
 """
 
 from __future__ import annotations
@@ -26,6 +23,12 @@ from tfx_bsl.public import tfxio
 
 from models import candidates, features
 from models.hyperparameters import Hyperparameters
+from models.signatures import (
+    EXAMPLES_INPUT,
+    EXAMPLES_SIGNATURE,
+    SERVING_SIGNATURE,
+    TRANSFORM_SIGNATURE,
+)
 from tfx_compat import track_transform_graph
 
 HYPERPARAMETERS_FILE = "hyperparameters.json"
@@ -111,7 +114,7 @@ def export_serving_model(model: keras.Model, transform_output: tft.TFTransformOu
     transform_graph = track_transform_graph(module, transform_output.transform_savedmodel_dir)
     raw_spec = transform_output.raw_feature_spec()
     serving_spec = {name: spec for name, spec in raw_spec.items() if name in features.FEATURES}
-    examples_spec = [tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")]
+    examples_spec = [tf.TensorSpec(shape=[None], dtype=tf.string, name=EXAMPLES_INPUT)]
 
     @tf.function(input_signature=examples_spec, autograph=False)
     def serve_examples(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -128,9 +131,9 @@ def export_serving_model(model: keras.Model, transform_output: tft.TFTransformOu
         return transform_graph.apply_transform_model(tf.io.parse_example(serialized, raw_spec))
 
     signatures = {
-        "serving_default": serve_examples,
-        "serving_raw": serve_raw,
-        "transform_features": transform_features,
+        SERVING_SIGNATURE: serve_raw,
+        EXAMPLES_SIGNATURE: serve_examples,
+        TRANSFORM_SIGNATURE: transform_features,
     }
     tf.saved_model.save(module, export_dir, signatures=signatures)
 

@@ -10,6 +10,7 @@ import json
 import tensorflow_model_analysis as tfma
 
 from models import features
+from models.signatures import EXAMPLES_SIGNATURE, TRANSFORM_SIGNATURE
 from pipeline.binary_metrics import BinaryClassifierMetrics
 from pipeline.config import PipelineConfig
 
@@ -32,13 +33,14 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
-                signature_name="serving_default",
+                # The model on serialized examples, as TFMA reads them (models/signatures.py).
+                signature_name=EXAMPLES_SIGNATURE,
                 # Said outright: otherwise TFMA tries to load every model as Keras first (~0.6 s each) only to
                 # fall back to this, since the exported model is a plain tf.Module.
                 model_type="tf_generic",
                 label_key=features.LABEL,
-                # The label is computed by Transform, so TFMA reads it from the model's transform signature.
-                preprocessing_function_names=["transform_features"],
+                # The label is computed by Transform, so TFMA reads it from the model's transform function.
+                preprocessing_function_names=[TRANSFORM_SIGNATURE],
             )
         ],
         slicing_specs=[tfma.SlicingSpec()]

@@ -7,7 +7,7 @@ respectively, shaped exactly as TF Serving shapes them, so a client written agai
 Values are checked against the signature's own input specs before TensorFlow sees them: a wrong type or a missing
 feature is the caller's mistake and must come back as a 400 that names the feature and the row, not as a
 TensorFlow stack trace. ``null`` is the one convenience beyond TF Serving: a row with a missing value is sent
-through ``serving_default`` as a ``tf.Example`` without that feature, which is how the pipeline's own data
+through ``serving_tf_example`` as a ``tf.Example`` without that feature, which is how the pipeline's own data
 expresses a missing value (census tracts are mostly empty), so optional features can be left out.
 """
 
@@ -23,11 +23,12 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-# Raw feature values in, probabilities out (models/trainer.py); the default when a request names no signature.
-DEFAULT_SIGNATURE = "serving_raw"
-# Serialized tf.Example in: used for rows with missing (null) values, which a dense raw tensor cannot express.
-EXAMPLES_SIGNATURE = "serving_default"
-EXAMPLES_INPUT = "examples"
+from models.signatures import EXAMPLES_INPUT, EXAMPLES_SIGNATURE, SERVING_SIGNATURE
+
+# The default when a request names no signature, as in TF Serving: raw feature values in (models/signatures.py).
+DEFAULT_SIGNATURE = SERVING_SIGNATURE
+# EXAMPLES_SIGNATURE (serialized tf.Example in) is used for rows with missing (null) values, which a dense raw
+# tensor cannot express.
 
 
 class RequestError(Exception):
@@ -124,7 +125,7 @@ def prepare(signatures: Mapping[str, Signature], request: Any) -> Prepared:
         request: the decoded JSON body (``parse_json``).
 
     Returns:
-        The signature to call (``serving_default`` for rows with null values), its typed columns and the answer's
+        The signature to call (``serving_tf_example`` for rows with null values), its typed columns and the answer's
         form.
     """
     if not isinstance(request, dict):

@@ -218,14 +218,16 @@ def test_models_show_their_signatures_as_tensorflow_reads_them(store, first_run,
     assert pushed.detail.pushed and pushed.detail.destination == first_run.report.pushed_path
     assert pushed.detail.version and pushed.detail.destination.endswith(pushed.detail.version)
     model = pushed.detail.model
-    assert {"serving_default", "serving_raw"} <= {signature.name for signature in model.signatures}
-    raw = model.signature("serving_raw")
+    assert {"serving_tf_example", "serving_default"} <= {signature.name for signature in model.signatures}
+    raw = model.signature("serving_default")
     assert [spec.name for spec in raw.inputs] == sorted(features.FEATURES)
     for spec in raw.inputs:
         expected = "string" if spec.name in features.STRING_COLUMNS else "int64"
         expected = "float32" if spec.name in features.FLOAT_COLUMNS else expected
         assert (spec.dtype, spec.shape, spec.encoding) == (expected, [None], "dense"), spec
-    assert [(spec.name, spec.dtype) for spec in model.signature("serving_default").inputs] == [("examples", "string")]
+    assert [(spec.name, spec.dtype) for spec in model.signature("serving_tf_example").inputs] == [
+        ("examples", "string")
+    ]
 
     trained = _output(store, first_run, names.trainer(first_run.report.selected), "model")
     for saved in (model, _view(trained, pipeline_root).detail):

@@ -106,13 +106,13 @@ def _typed(row: dict[str, str]) -> dict:
 
 def test_pushed_model_predicts_from_raw_feature_values(first_run):
     model = tf.saved_model.load(first_run.report.pushed_path)
-    assert {"serving_default", "serving_raw", "transform_features"} <= set(model.signatures)
+    assert {"serving_tf_example", "serving_default", "transform_features"} <= set(model.signatures)
     _, rows = read_rows(8)
     # The raw signature takes one value per feature and row; census tracts are almost always missing in the
     # data, so give every empty cell a value (the same one in the serialized examples below).
     rows = [{name: (text if text != "" else "0") for name, text in row.items()} for row in rows]
 
-    raw_signature = model.signatures["serving_raw"]
+    raw_signature = model.signatures["serving_default"]
     specs = raw_signature.structured_input_signature[1]
     assert set(specs) == set(features.FEATURES)  # all model features, and no label
     raw = {
@@ -123,7 +123,7 @@ def test_pushed_model_predicts_from_raw_feature_values(first_run):
         for name, spec in specs.items()
     }
     from_raw = raw_signature(**raw)["probabilities"].numpy()
-    from_examples = model.signatures["serving_default"](
+    from_examples = model.signatures["serving_tf_example"](
         examples=tf.constant([serialized_example(_typed(row)) for row in rows])
     )["probabilities"].numpy()
     assert from_raw.shape == (len(rows), 1)

@@ -96,7 +96,7 @@ def instances() -> list[dict[str, Any]]:
 
 
 def _own_output(saved_model, instances: list[dict[str, Any]]) -> np.ndarray:
-    signature = saved_model.signatures["serving_raw"]
+    signature = saved_model.signatures["serving_default"]
     specs = signature.structured_input_signature[1]
     tensors = {
         name: tf.constant(np.array([row[name] for row in instances], dtype=spec.dtype.as_numpy_dtype))
@@ -112,7 +112,7 @@ def test_status_has_tf_serving_shape(client, pushed):
     assert answer.json() == {"model_version_status": [available]}
     assert client.get(f"/v1/models/{MODEL}/versions/{pushed.name}").json() == {"model_version_status": [available]}
     metadata = client.get(f"/v1/models/{MODEL}/metadata").json()
-    raw_inputs = metadata["metadata"]["signature_def"]["signature_def"]["serving_raw"]["inputs"]
+    raw_inputs = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]["inputs"]
     assert set(raw_inputs) == set(features.FEATURES)
     assert raw_inputs["fare"]["dtype"] == "DT_FLOAT" and raw_inputs["company"]["dtype"] == "DT_STRING"
 
@@ -132,7 +132,9 @@ def test_instance_predictions_equal_the_saved_models_own_output(client, saved_mo
         # JSON carries the float32 values exactly: equality, not closeness.
         np.testing.assert_array_equal(np.array(answer.json()["predictions"], dtype=np.float32), expected)
         assert answer.headers[VERSION_HEADER] == pushed.name
-    named = client.post(f"/v1/models/{MODEL}:predict", json={"signature_name": "serving_raw", "instances": instances})
+    named = client.post(
+        f"/v1/models/{MODEL}:predict", json={"signature_name": "serving_default", "instances": instances}
+    )
     assert named.json() == answer.json()
 
 
@@ -152,15 +154,15 @@ def test_null_means_missing_as_in_a_tf_example(client, saved_model):
     answer = client.post(f"/v1/models/{MODEL}:predict", json={"instances": rows})
     assert answer.status_code == 200, answer.text
     examples = tf.constant([serialized_example(row) for row in rows])
-    expected = saved_model.signatures["serving_default"](examples=examples)["probabilities"].numpy()
+    expected = saved_model.signatures["serving_tf_example"](examples=examples)["probabilities"].numpy()
     np.testing.assert_array_equal(np.array(answer.json()["predictions"], dtype=np.float32), expected)
 
 
-def test_tf_serving_client_of_serving_default_works_unchanged(client, saved_model, instances):
+def test_tf_serving_client_of_the_tf_example_signature_works_unchanged(client, saved_model, instances):
     """What a client of TF Serving sends to the default signature: serialized tf.Examples, base64-encoded."""
     encoded = [{"b64": base64.b64encode(serialized_example(row)).decode()} for row in instances]
     answer = client.post(
-        f"/v1/models/{MODEL}:predict", json={"signature_name": "serving_default", "instances": encoded}
+        f"/v1/models/{MODEL}:predict", json={"signature_name": "serving_tf_example", "instances": encoded}
     )
     assert answer.status_code == 200, answer.text
     np.testing.assert_allclose(answer.json()["predictions"], _own_output(saved_model, instances), rtol=1e-6)
@@ -214,7 +216,10 @@ def _bad_requests(instance: dict[str, Any]) -> list[tuple[str, str, str, bytes, 
             "POST",
             predict,
             body(
-                {"signature_name": "serving_default", "instances": [{"b64": base64.b64encode(b"plain text").decode()}]}
+                {
+                    "signature_name": "serving_tf_example",
+                    "instances": [{"b64": base64.b64encode(b"plain text").decode()}],
+                }
             ),
             400,
             'input "examples": a value is not a serialized tf.Example',
@@ -232,7 +237,7 @@ def _bad_requests(instance: dict[str, Any]) -> list[tuple[str, str, str, bytes, 
             ":regress on a predict signature",
             "POST",
             f"/v1/models/{MODEL}:regress",
-            body({"signature_name": "serving_default", "examples": [instance]}),
+            body({"signature_name": "serving_tf_example", "examples": [instance]}),
             400,
             "Expected regression signature method_name to be tensorflow/serving/regress. "
             "Was: tensorflow/serving/predict",
@@ -353,7 +358,7 @@ def test_a_request_tensorflow_refuses_in_a_shared_call_fails_alone(pushed, saved
     call; the shared call fails, each request is called again alone, and only that one gets the 400."""
     encoded = [{"b64": base64.b64encode(serialized_example(row)).decode()} for row in instances[:3]]
     garbage = {"b64": base64.b64encode(b"\xff not a tf.Example").decode()}
-    documents = [{"signature_name": "serving_default", "instances": [value]} for value in [*encoded, garbage]]
+    documents = [{"signature_name": "serving_tf_example", "instances": [value]} for value in [*encoded, garbage]]
     with _batching_server(pushed, max_batch_rows=len(documents)) as (running, app):
         answers = _post_concurrently(running.url, documents)
         stats = app.batcher.stats
@@ -363,7 +368,7 @@ def test_a_request_tensorflow_refuses_in_a_shared_call_fails_alone(pushed, saved
         answers[-1].json()["error"]
         == 'input "examples": a value is not a serialized tf.Example (TensorFlow could not parse it)'
     )
-    examples = saved_model.signatures["serving_default"]
+    examples = saved_model.signatures["serving_tf_example"]
     for value, answer in zip(encoded, answers[:-1], strict=True):
         assert answer.status_code == 200, answer.text
         # Called alone after the shared call failed: exactly the SavedModel's own output for that one example.
