@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 # The answer names the version that computed it; TF Serving's body has no such field, so it goes in a header.
 VERSION_HEADER = "X-Model-Version"
+# The status answer's version labels (``stable=<version>,canary=<version>``): TF Serving's status body has no field
+# for them, and a client that parses it strictly must not meet an unknown one.
+LABELS_HEADER = "X-Version-Labels"
 # Bodies up to this size are decoded and checked on the event loop: that takes tens of microseconds, less than
 # handing them to a thread and back. Larger ones go to the thread pool, so a big request never stalls the others.
 # Not a setting: it trades two costs of this code, not anything a user chooses.
@@ -80,19 +83,22 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
                 )
 
     async def status(request: Request) -> JSONResponse:
-        name, version = _model_and_version(request.path_params)
-        return JSONResponse(repository.status(name, version))
+        name, version = _model_and_version(request.path_params, repository)
+        labels = ",".join(f"{label}={number}" for label, number in repository.labels().items())
+        return JSONResponse(repository.status(name, version), headers={LABELS_HEADER: labels})
 
     async def metadata(request: Request) -> JSONResponse:
-        name, version = _model_and_version(request.path_params)
+        name, version = _model_and_version(request.path_params, repository)
         chosen = repository.choose(name, _newest(repository) if version is None else version)
         return JSONResponse(_metadata(chosen, name))
 
     routes = [
         Route("/v1/models/{name}", status),
         Route("/v1/models/{name}/versions/{version}", status),
+        Route("/v1/models/{name}/labels/{label}", status),
         Route("/v1/models/{name}/metadata", metadata),
         Route("/v1/models/{name}/versions/{version}/metadata", metadata),
+        Route("/v1/models/{name}/labels/{label}/metadata", metadata),
     ]
     for route in routes:
         route.methods = {"GET"}  # Starlette adds HEAD to a GET route; HEAD answers 405, as it always did here
@@ -120,7 +126,8 @@ async def _internal_error(_: Request, error: Exception) -> JSONResponse:
 
 # TF Serving's verb paths: /v1/models/{name}[/versions/{version}]:{predict|classify|regress}.
 _VERB_PATH = re.compile(
-    r"^/v1/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?:(?P<verb>predict|classify|regress)$"
+    r"^/v1/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+)|/labels/(?P<label>[^/]+))?"
+    r":(?P<verb>predict|classify|regress)$"
 )
 # What TF Serving answers for :classify and :regress on a model whose signatures are all predict signatures
 # (TF 2 SavedModels have no others): its check of the signature's method name, a 400.
@@ -171,7 +178,7 @@ class ServingApp:
     async def _classify_or_regress(self, match: re.Match[str], scope: Scope, receive: Receive, send: Send) -> None:
         """TF Serving's answer for this model: the version is resolved, then its signature refused (a 400)."""
         try:
-            model = self.repository.choose(*_model_and_version(match.groupdict()))
+            model = self.repository.choose(*_model_and_version(match.groupdict(), self.repository))
             document = parse_json(await _read_body(receive, scope["headers"], self._max_body_bytes))
             name = document.get("signature_name", DEFAULT_SIGNATURE) if isinstance(document, dict) else None
             if name not in model.signatures:
@@ -185,7 +192,7 @@ class ServingApp:
 
     async def _predict(self, match: re.Match[str], scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            model = self.repository.choose(*_model_and_version(match.groupdict()))
+            model = self.repository.choose(*_model_and_version(match.groupdict(), self.repository))
             body = await _read_body(receive, scope["headers"], self._max_body_bytes)
             if len(body) <= INLINE_BODY_BYTES:
                 prepared = _prepare(model, body)
@@ -248,12 +255,14 @@ def _error_document(error: Exception) -> dict[str, str]:
     return {"error": f"internal error: {type(error).__name__}: {error}"}
 
 
-def _model_and_version(path_params: Mapping[str, str]) -> tuple[str, int | None]:
-    """The model a path names, and its version if it names one (a 400 if that is not a number)."""
-    version = path_params.get("version")
+def _model_and_version(path_params: Mapping[str, str | None], repository: ModelRepository) -> tuple[str, int | None]:
+    """The model a path names, and the version it names by number or label (a 400 if neither is valid), if any."""
+    name, version, label = path_params["name"], path_params.get("version"), path_params.get("label")
+    if label is not None:
+        return name, repository.labelled(name, label)
     if version is not None and not version.isdigit():
         raise RequestError(f"model version must be a non-negative integer, got {version!r}")
-    return path_params["name"], None if version is None else int(version)
+    return name, None if version is None else int(version)
 
 
 def _newest(repository: ModelRepository) -> int | None:

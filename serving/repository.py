@@ -189,6 +189,26 @@ class ModelRepository:
             return snapshot.versions[order[1]]
         return snapshot.versions[order[0]]
 
+    def labels(self) -> dict[str, int]:
+        """TF Serving's version labels, kept as the versions move: ``stable`` is the version that answers most of
+        the requests that name no version, ``canary`` the newest while a canary share is set and two are loaded."""
+        order = self._snapshot.newest_first
+        if not order:
+            return {}
+        if self.canary > 0 and len(order) > 1:
+            return {"stable": order[0] if self.canary >= 0.5 else order[1], "canary": order[0]}
+        return {"stable": order[0]}
+
+    def labelled(self, name: str, label: str) -> int:
+        """The version a label names (``/v1/models/<name>/labels/<label>``); a 400 for a label not assigned now."""
+        if name != self.name:
+            raise RequestError(f"Servable not found for request: Latest({name})", status=404)
+        labels = self.labels()
+        if label not in labels:
+            assigned = ", ".join(f"{key}={value}" for key, value in labels.items()) or "none"
+            raise RequestError(f"Unrecognized servable version label: {label} (labels now: {assigned})")
+        return labels[label]
+
     def status(self, name: str, version: int | None = None) -> dict[str, Any]:
         """TF Serving's GetModelStatus answer: loaded versions AVAILABLE, versions that failed to load END.
 

@@ -34,7 +34,7 @@ from cli import main as cli
 from models import features
 from pipeline.config import PROJECT_DIR
 from pipeline.errors import UserError
-from serving.app import VERSION_HEADER, ServingApp, create_app
+from serving.app import LABELS_HEADER, VERSION_HEADER, ServingApp, create_app
 from serving.repository import ModelRepository
 from serving.server import BackgroundServer, serve_in_background
 from serving.settings import ServerSettings
@@ -464,6 +464,42 @@ def test_canary_sends_its_share_to_the_newest_version(own_serving_dir, instances
     assert 0.1 < share < 0.55, share  # 30% expected; binomial(100, 0.3) lies outside this about once in 10^5
     assert seen.count(str(previous)) + seen.count(str(newest)) == len(seen)
     assert pinned.headers[VERSION_HEADER] == str(previous)
+
+
+@pytest.mark.parametrize("canary", [0.3, 0.0])
+def test_version_labels_name_the_stable_and_the_canary_version(own_serving_dir, instances, canary):
+    """TF Serving's ``/labels/<label>`` paths: ``stable`` answers most unnamed requests, ``canary`` is the newest
+    while a canary share is set; the status answer lists them in a header (its body has no field for them)."""
+    if len(list(own_serving_dir.iterdir())) < 2:
+        only = next(own_serving_dir.iterdir())
+        _push_copy(only, int(only.name) + 1)
+    newest, previous = sorted((int(p.name) for p in own_serving_dir.iterdir()), reverse=True)[:2]
+    repository = ModelRepository(own_serving_dir, MODEL, poll_seconds=0, canary=canary)
+    repository.refresh()
+    running = serve_in_background(create_app(repository))
+    try:
+        with httpx.Client(base_url=running.url, timeout=30) as client:
+            labels = client.get(f"/v1/models/{MODEL}").headers[LABELS_HEADER]
+            answers = {
+                label: client.post(f"/v1/models/{MODEL}/labels/{label}:predict", json={"instances": instances[:1]})
+                for label in ("stable", "canary", "nope")
+            }
+            canary_status = client.get(f"/v1/models/{MODEL}/labels/canary")
+            stable_metadata = client.get(f"/v1/models/{MODEL}/labels/stable/metadata")
+    finally:
+        running.stop()
+    stable = previous if canary else newest
+    assert answers["stable"].status_code == 200 and answers["stable"].headers[VERSION_HEADER] == str(stable)
+    assert stable_metadata.json()["model_spec"]["version"] == str(stable)
+    assert answers["nope"].status_code == 400
+    assert answers["nope"].json()["error"].startswith("Unrecognized servable version label: nope")
+    if canary:
+        assert labels == f"stable={previous},canary={newest}"
+        assert answers["canary"].headers[VERSION_HEADER] == str(newest)
+        assert [entry["version"] for entry in canary_status.json()["model_version_status"]] == [str(newest)]
+    else:
+        assert labels == f"stable={newest}"
+        assert answers["canary"].status_code == 400 and canary_status.status_code == 400
 
 
 def test_a_broken_new_version_is_reported_and_the_last_good_one_keeps_serving(own_serving_dir, instances):
