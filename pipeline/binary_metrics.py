@@ -97,7 +97,11 @@ def _fractional_split(
 class _Output:
     """Makes one replaced TFMA combiner's output from its model's arrays."""
 
-    model: _Model
+    def __init__(self, combiner: Any) -> None:
+        key = combiner._key
+        self.model = _Model(key.model_name, key.output_name)
+        self._key = key
+        self._example_weighted = combiner._example_weighted
 
     def output(self, labels: np.ndarray, predictions: np.ndarray, weights: np.ndarray) -> dict[Any, Any]:
         raise NotImplementedError
@@ -111,10 +115,7 @@ class _HistogramOutput(_Output):
     """``calibration_histogram._CalibrationHistogramCombiner``: weighted sums per prediction bucket."""
 
     def __init__(self, combiner: Any) -> None:
-        key = combiner._key
-        self.model = _Model(key.model_name, key.output_name)
-        self._key = key
-        self._example_weighted = combiner._example_weighted
+        super().__init__(combiner)
         self._num_buckets = combiner._num_buckets
         self._left = combiner._left
         self._range = combiner._range
@@ -148,10 +149,7 @@ class _MatricesOutput(_Output):
     """``binary_confusion_matrices._BinaryConfusionMatrixCombiner`` at given thresholds, by TFMA's own counter."""
 
     def __init__(self, combiner: Any) -> None:
-        key = combiner._key
-        self.model = _Model(key.model_name, key.output_name)
-        self._key = key
-        self._example_weighted = combiner._example_weighted
+        super().__init__(combiner)
         self._fractional_labels = combiner._enable_fractional_labels
         self._matrices = combiner._binary_confusion_matrices
 
@@ -172,12 +170,6 @@ class _MatricesOutput(_Output):
 
 class _TotalsOutput(_Output):
     """``calibration._WeightedLabelsPredictionsExamplesCombiner``: weighted totals for the Calibration metric."""
-
-    def __init__(self, combiner: Any) -> None:
-        key = combiner._key
-        self.model = _Model(key.model_name, key.output_name)
-        self._key = key
-        self._example_weighted = combiner._example_weighted
 
     def output(self, labels: np.ndarray, predictions: np.ndarray, weights: np.ndarray) -> dict[Any, Any]:
         weights = _weights_for(self._example_weighted, weights)

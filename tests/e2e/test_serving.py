@@ -502,6 +502,17 @@ def test_version_labels_name_the_stable_and_the_canary_version(own_serving_dir, 
         assert answers["canary"].status_code == 400 and canary_status.status_code == 400
 
 
+def _status_and_prediction(repository: ModelRepository, rows: list[dict[str, Any]]) -> tuple[list, httpx.Response]:
+    """The status entries and a prediction's answer from a server of ``repository``, started and stopped here."""
+    running = serve_in_background(create_app(repository))
+    try:
+        with httpx.Client(base_url=running.url, timeout=30) as client:
+            status = client.get(f"/v1/models/{MODEL}").json()["model_version_status"]
+            return status, client.post(f"/v1/models/{MODEL}:predict", json={"instances": rows})
+    finally:
+        running.stop()
+
+
 def test_a_broken_new_version_is_reported_and_the_last_good_one_keeps_serving(own_serving_dir, instances):
     good = max(int(p.name) for p in own_serving_dir.iterdir())
     broken = own_serving_dir / str(good + 1)
@@ -510,13 +521,7 @@ def test_a_broken_new_version_is_reported_and_the_last_good_one_keeps_serving(ow
     repository = ModelRepository(own_serving_dir, MODEL, poll_seconds=0, canary=0)
     try:
         repository.refresh()
-        running = serve_in_background(create_app(repository))
-        try:
-            with httpx.Client(base_url=running.url, timeout=30) as client:
-                status = client.get(f"/v1/models/{MODEL}").json()["model_version_status"]
-                answer = client.post(f"/v1/models/{MODEL}:predict", json={"instances": instances[:2]})
-        finally:
-            running.stop()
+        status, answer = _status_and_prediction(repository, instances[:2])
     finally:
         shutil.rmtree(broken)
     assert [(entry["version"], entry["state"]) for entry in status] == [
@@ -544,13 +549,7 @@ def test_a_version_copied_in_an_unlucky_order_loads_once_the_copy_completes(own_
             if item.name != SAVED_MODEL_FILE:
                 (shutil.copytree if item.is_dir() else shutil.copy2)(item, late / item.name)
         repository.refresh()
-        running = serve_in_background(create_app(repository))
-        try:
-            with httpx.Client(base_url=running.url, timeout=30) as client:
-                status = client.get(f"/v1/models/{MODEL}").json()["model_version_status"]
-                answer = client.post(f"/v1/models/{MODEL}:predict", json={"instances": instances[:2]})
-        finally:
-            running.stop()
+        status, answer = _status_and_prediction(repository, instances[:2])
     finally:
         shutil.rmtree(late)
     assert first == {str(good): "AVAILABLE", str(good + 1): "END"}
