@@ -140,11 +140,16 @@ def parse_parameters(document: Mapping[str, Any], items: list[str]) -> dict[str,
     return values
 
 
+# MetricConfig classes whose thresholds judge the AUC: TFMA's own, and pipeline/binary_metrics.py's (named by
+# string here, so that reading a compiled spec does not import TFMA).
+_AUC_GATES = {"AUC", "BinaryClassifierMetrics"}
+
+
 def _auc_threshold(document: dict) -> dict:
-    """The AUC threshold in an eval config's JSON (``pipeline.pipeline.eval_config`` writes exactly one)."""
+    """The AUC threshold in an eval config's JSON (``pipeline.evaluation.eval_config`` writes exactly one)."""
     for metrics_spec in document.get("metrics_specs", []):
         for metric in metrics_spec.get("metrics", []):
-            if metric.get("class_name") == "AUC" and metric.get("per_slice_thresholds"):
+            if metric.get("class_name") in _AUC_GATES and metric.get("per_slice_thresholds"):
                 return metric["per_slice_thresholds"][0]["threshold"]
     raise UserError("the compiled eval_config has no AUC threshold to change")
 

@@ -95,7 +95,7 @@ def test_spec_has_the_local_dag_image_and_runtime_parameters(compiled, target):
     assert defaults["data_root"] == "gs://test-bucket/taxi/data"
     assert json.loads(defaults["train_args"]) == {"num_steps": 321}
     assert json.loads(defaults["eval_args"]) == {"num_steps": 12}
-    assert "AUC" in defaults["eval_config"]
+    assert "BinaryClassifierMetrics" in defaults["eval_config"]
     for candidate in ("wide_and_deep", "dnn", "linear"):
         trainer = spec.root.dag.tasks[f"Trainer_{candidate}"].inputs.parameters
         assert trainer["train_args"].component_input_parameter == "train_args"
@@ -159,7 +159,7 @@ def test_pipeline_job_is_built_offline_with_changed_parameters(compiled):
     values = dict(job._gca_resource.runtime_config.parameter_values)
     assert values["data_root"] == "gs://other-bucket/data"
     assert json.loads(values["train_args"]) == {"num_steps": 50}
-    threshold = json.loads(values["eval_config"])["metrics_specs"][0]["metrics"][1]["per_slice_thresholds"][0]
+    threshold = json.loads(values["eval_config"])["metrics_specs"][0]["metrics"][0]["per_slice_thresholds"][0]
     assert threshold["threshold"]["value_threshold"]["lower_bound"] == 0.8
     assert json.loads(values["eval_args"]) == {"num_steps": 12}  # the compiled default, unchanged
     assert job._gca_resource.pipeline_spec["deploymentSpec"]

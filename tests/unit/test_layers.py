@@ -21,7 +21,7 @@ ALLOWED = {
     "pipeline": {"models", "tfx_compat"},
     "runs": {"pipeline", "models", "tfx_compat"},
     "runners": {"runs", "pipeline", "models", "tfx_compat"},
-    "serving": {"pipeline", "tfx_compat"},
+    "serving": {"pipeline", "models", "tfx_compat"},  # models: only the signature names (models/signatures.py)
     "ui": {"runs", "pipeline", "models", "tfx_compat"},
     "cli": {"ui", "runners", "serving", "runs", "pipeline", "models", "tfx_compat"},
     "dags": {"runners"},
