@@ -54,9 +54,9 @@ def stock_config(one_pass_config: Any) -> Any:
             if metric.class_name != BinaryClassifierMetrics.__name__:
                 kept.append(metric)
                 continue
-            settings = json.loads(metric.config or "{}")
+            settings = BinaryClassifierMetrics(**json.loads(metric.config or "{}")).kwargs
             stock_specs = tfma.metrics.specs_from_metrics(
-                stock_metrics(settings.get("auc_thresholds", 10000), settings.get("calibration_buckets", 1000)),
+                stock_metrics(settings["auc_thresholds"], settings["calibration_buckets"]),
                 include_example_count=False,
                 include_weighted_example_count=False,
             )

@@ -32,6 +32,7 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis.evaluators import metrics_plots_and_validations_evaluator
 from tensorflow_model_analysis.metrics import (
     binary_confusion_matrices,
     calibration,
@@ -97,18 +98,26 @@ def _fractional_split(
 class _Output:
     """Makes one replaced TFMA combiner's output from its model's arrays."""
 
+    # Whether the replaced combiner asked TFMA for fractional labels (split tuples); set by those that do.
+    _fractional_labels = False
+
     def __init__(self, combiner: Any) -> None:
         key = combiner._key
         self.model = _Model(key.model_name, key.output_name)
         self._key = key
         self._example_weighted = combiner._example_weighted
 
+    def _tuples(
+        self, labels: np.ndarray, predictions: np.ndarray, weights: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The (label, prediction, weight) tuples the replaced combiner would have seen."""
+        weights = weights if self._example_weighted else np.ones_like(weights)
+        if self._fractional_labels:
+            return _fractional_split(labels, predictions, weights)
+        return labels, predictions, weights
+
     def output(self, labels: np.ndarray, predictions: np.ndarray, weights: np.ndarray) -> dict[Any, Any]:
         raise NotImplementedError
-
-
-def _weights_for(example_weighted: bool, weights: np.ndarray) -> np.ndarray:
-    return weights if example_weighted else np.ones_like(weights)
 
 
 class _HistogramOutput(_Output):
@@ -122,9 +131,7 @@ class _HistogramOutput(_Output):
         self._fractional_labels = combiner._fractional_labels
 
     def output(self, labels: np.ndarray, predictions: np.ndarray, weights: np.ndarray) -> dict[Any, Any]:
-        weights = _weights_for(self._example_weighted, weights)
-        if self._fractional_labels:
-            labels, predictions, weights = _fractional_split(labels, predictions, weights)
+        labels, predictions, weights = self._tuples(labels, predictions, weights)
         # TFMA's _bucket_index: (p - left) / range * n + 1, below 0 -> 0, at or above n + 1 -> n + 1, truncated.
         position = (predictions - self._left) / self._range * self._num_buckets + 1
         index = np.clip(position, 0, self._num_buckets + 1).astype(np.int64)
@@ -154,9 +161,7 @@ class _MatricesOutput(_Output):
         self._matrices = combiner._binary_confusion_matrices
 
     def output(self, labels: np.ndarray, predictions: np.ndarray, weights: np.ndarray) -> dict[Any, Any]:
-        weights = _weights_for(self._example_weighted, weights)
-        if self._fractional_labels:
-            labels, predictions, weights = _fractional_split(labels, predictions, weights)
+        labels, predictions, weights = self._tuples(labels, predictions, weights)
         # One call with every tuple: TFMA's loop adds them to each threshold's counts as it would one by one.
         accumulator = self._matrices.add_input(
             accumulator=self._matrices.create_accumulator(),
@@ -172,7 +177,7 @@ class _TotalsOutput(_Output):
     """``calibration._WeightedLabelsPredictionsExamplesCombiner``: weighted totals for the Calibration metric."""
 
     def output(self, labels: np.ndarray, predictions: np.ndarray, weights: np.ndarray) -> dict[Any, Any]:
-        weights = _weights_for(self._example_weighted, weights)
+        labels, predictions, weights = self._tuples(labels, predictions, weights)
         totals = calibration._WeightedLabelsPredictionsExamples()
         totals.total_weighted_examples = float(weights.sum())
         totals.total_weighted_labels = float((labels * weights).sum())
@@ -291,21 +296,6 @@ class _OnePassCombiner(beam.CombineFn):
         return result
 
 
-def _separated(
-    computations: Iterable[Any],
-) -> tuple[list[metric_types.MetricComputation], list[Any]]:
-    """Combiner computations and the rest, duplicates dropped in order (as TFMA's evaluator does)."""
-    combined: list[metric_types.MetricComputation] = []
-    others: list[Any] = []
-    seen: set[Any] = set()
-    for computation in computations:
-        if computation in seen:
-            continue
-        seen.add(computation)
-        (combined if isinstance(computation, metric_types.MetricComputation) else others).append(computation)
-    return combined, others
-
-
 def stock_metrics(auc_thresholds: int, calibration_buckets: int) -> list[tfma.metrics.Metric]:
     """The TFMA metrics this class computes, as TFMA's own classes (``bench/evaluator.py`` runs them as such)."""
     return [
@@ -347,7 +337,14 @@ def _one_pass_computations(
             example_weighted=example_weighted,
             query_key=query_key,
         )
-    combined, others = _separated(computations)
+    # De-duplicated and separated as TFMA's evaluator will do it again with what this returns.
+    separated = metrics_plots_and_validations_evaluator._filter_and_separate_computations(computations)
+    combined = separated.non_derived_computations
+    others = [
+        *separated.derived_computations,
+        *separated.cross_slice_computations,
+        *separated.ci_derived_computations,
+    ]
     replaced = [(computation, _output_for(computation.combiner)) for computation in combined]
     outputs = [output for _, output in replaced if output is not None]
     if not outputs:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+import stat
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -202,7 +203,7 @@ class ModelRepository:
     def labelled(self, name: str, label: str) -> int:
         """The version a label names (``/v1/models/<name>/labels/<label>``); a 400 for a label not assigned now."""
         if name != self.name:
-            raise RequestError(f"Servable not found for request: Latest({name})", status=404)
+            raise RequestError(f"Servable not found for request: {_describe(name, None)}", status=404)
         labels = self.labels()
         if label not in labels:
             assigned = ", ".join(f"{key}={value}" for key, value in labels.items()) or "none"
@@ -248,11 +249,11 @@ def _stamp(path: Path) -> tuple[tuple[str, int, int], ...]:
     files = []
     for file in sorted(path.rglob("*")):
         try:
-            stat = file.stat()
+            info = file.stat()
         except OSError:  # removed while we looked: the next poll sees the rest
             continue
-        if file.is_file():
-            files.append((str(file.relative_to(path)), stat.st_size, stat.st_mtime_ns))
+        if stat.S_ISREG(info.st_mode):
+            files.append((str(file.relative_to(path)), info.st_size, info.st_mtime_ns))
     return tuple(files)
 
 
