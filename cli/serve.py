@@ -26,14 +26,15 @@ from serving.versions import complete_versions
 # are the settings' own.
 _OPTIONS: dict[str, dict[str, Any]] = {
     "host": {"help": "Address to bind (this machine only)."},
-    "port": {},
+    "port": {"help": "Port of TF Serving's REST API."},
+    "grpc_port": {"help": "Port of TF Serving's gRPC API (PredictionService, ModelService); 0: no gRPC."},
     "poll_seconds": {"help": "How often to look for newly pushed versions, in seconds; 0 turns it off."},
     "canary": {
         "metavar": "SHARE",
         "show_default": False,
         "help": "Send this share (0-1) of requests to the newest version and the rest to the previous one (0: off).",
     },
-    "max_body_bytes": {"help": "Larger request bodies are refused with 413."},
+    "max_body_bytes": {"help": "Larger request bodies are refused with 413 (gRPC messages: RESOURCE_EXHAUSTED)."},
     "workers": {"help": "Threads running predictions."},
     "max_batch_rows": {
         "help": "Concurrent requests share one TensorFlow call up to this many rows in all; 1 gives each its own call."
@@ -59,19 +60,41 @@ def _settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def _pinned_labels(values: tuple[str, ...]) -> dict[str, int]:
+    """``--label stable=3 --label canary=4`` as {label: version}; click's usage error for a malformed one."""
+    pinned: dict[str, int] = {}
+    for value in values:
+        label, _, version = value.partition("=")
+        if not label or not version.isdigit():
+            raise click.BadParameter(f"{value!r} is not LABEL=VERSION (e.g. stable=1795463105)", param_hint="'--label'")
+        pinned[label] = int(version)
+    return pinned
+
+
 @click.command(
     "serve",
-    short_help="serve the pushed models over TF Serving's REST API on this machine",
+    short_help="serve the pushed models over TF Serving's REST and gRPC APIs on this machine",
     help=(
         "Serve the versions the Pusher wrote to <home>/serving/<model>/ with TensorFlow Serving's REST API "
-        "(GET /v1/models/<model>, POST /v1/models/<model>[/versions/<v>]:predict). New versions are picked up "
-        "while serving. See docs/SERVING.md."
+        "(GET /v1/models/<model>, POST /v1/models/<model>[/versions/<v>]:predict) and its gRPC API "
+        "(PredictionService, ModelService). New versions are picked up while serving. See docs/SERVING.md."
     ),
 )
 @click.option("--home", default=None, help="The pipeline's home folder (./pipeline_home).")
 @_settings_options
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    metavar="LABEL=VERSION",
+    callback=lambda _ctx, _param, values: _pinned_labels(values),
+    help="Pin a version label (TF Serving's version_labels), e.g. --label stable=1795463105; repeatable. "
+    "The version is kept loaded; unpinned, stable and canary follow the versions served.",
+)
 @config_options(default_profile="local", example="serving.model_name=taxi")
-def serve(home: str | None, profile: str | None, overrides: tuple[str, ...], **options: Any) -> int:
+def serve(
+    home: str | None, labels: dict[str, int], profile: str | None, overrides: tuple[str, ...], **options: Any
+) -> int:
     settings = ServerSettings(**options)
     config = load(profile, "local", overrides, home=home)
     model_dir = Path(config.serving_model_dir)
@@ -88,6 +111,10 @@ def serve(home: str | None, profile: str | None, overrides: tuple[str, ...], **o
     from serving.server import bind
 
     sock = bind(settings.host, settings.port)  # before the slow model load, so a busy port fails at once
+    if settings.grpc_port:
+        bind(
+            settings.host, settings.grpc_port, "--grpc-port"
+        ).close()  # the same check; gRPC binds its own socket later
 
     from tfx_compat import prepare_tensorflow
 
@@ -102,13 +129,18 @@ def serve(home: str | None, profile: str | None, overrides: tuple[str, ...], **o
     from serving.server import make_config
 
     repository = ModelRepository(
-        model_dir, config.serving.model_name, poll_seconds=settings.poll_seconds, canary=settings.canary
+        model_dir,
+        config.serving.model_name,
+        poll_seconds=settings.poll_seconds,
+        canary=settings.canary,
+        pinned_labels=labels,
     )
     loaded = repository.refresh().newest_first
     app = create_app(repository, settings)
     url = f"http://{settings.host}:{settings.port}/v1/models/{config.serving.model_name}"
+    grpc = f" and gRPC on {settings.host}:{settings.grpc_port}" if settings.grpc_port else ""
     if loaded:
-        started = f"serving {config.serving.model_name} versions {loaded} from {model_dir} at {url}"
+        started = f"serving {config.serving.model_name} versions {loaded} from {model_dir} at {url}{grpc}"
     else:  # every version on disk failed to load: the status says why; a new push is picked up
         started = f"no version in {model_dir} loads (see {url} for why); waiting for a new one, 404 meanwhile"
     print(f"{started} (Ctrl-C to stop)", file=sys.stderr, flush=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -25,6 +26,7 @@ from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from google.protobuf import json_format
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -33,7 +35,15 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from serving.batching import Batcher
-from serving.formats import DEFAULT_SIGNATURE, Prepared, RequestError, parse_json, prepare
+from serving.formats import (
+    DEFAULT_SIGNATURE,
+    Prepared,
+    RequestError,
+    json_answer,
+    parse_json,
+    prepare,
+    refuse_classify_or_regress,
+)
 from serving.repository import LoadedVersion, ModelRepository
 from serving.settings import ServerSettings
 
@@ -55,8 +65,9 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
 
     Args:
         repository: the versions to serve; its poller runs while the app does.
-        settings: the body limit, the worker threads and the batching of concurrent requests into shared
-            TensorFlow calls (``serving.batching``); the defaults when None.
+        settings: the body limit, the worker threads, the batching of concurrent requests into shared
+            TensorFlow calls (``serving.batching``) and the gRPC port (``serving.grpc_api``, started and stopped
+            with the app on its event loop; 0: none); the defaults when None.
 
     Returns:
         The ASGI app; its ``batcher.stats`` tell what the batching did.
@@ -67,10 +78,20 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        grpc_server = None
+        if settings.grpc_port:
+            # Imported here: the gRPC stack loads only for a server that serves it.
+            from serving.grpc_api import start_grpc_server
+
+            grpc_server = await start_grpc_server(
+                settings.host, settings.grpc_port, repository, batcher, settings.max_body_bytes
+            )
         repository.start_polling()
         try:
             yield
         finally:
+            if grpc_server is not None:  # first, so its requests in flight still find the batcher's threads
+                await grpc_server.stop(grace=5)
             repository.stop()
             executor.shutdown(wait=False, cancel_futures=True)
             stats = batcher.stats
@@ -107,7 +128,7 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
         lifespan=lifespan,
         exception_handlers={RequestError: _request_error, HTTPException: _http_error, Exception: _internal_error},
     )
-    return ServingApp(fallback, repository, batcher, executor, settings.max_body_bytes)
+    return ServingApp(fallback, repository, batcher, executor, settings)
 
 
 async def _request_error(_: Request, error: RequestError) -> JSONResponse:
@@ -129,13 +150,6 @@ _VERB_PATH = re.compile(
     r"^/v1/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+)|/labels/(?P<label>[^/]+))?"
     r":(?P<verb>predict|classify|regress)$"
 )
-# What TF Serving answers for :classify and :regress on a model whose signatures are all predict signatures
-# (TF 2 SavedModels have no others): its check of the signature's method name, a 400.
-_VERB_METHODS = {
-    "classify": ("classification", "tensorflow/serving/classify"),
-    "regress": ("regression", "tensorflow/serving/regress"),
-}
-PREDICT_METHOD = "tensorflow/serving/predict"
 _VERSION_HEADER_BYTES = VERSION_HEADER.lower().encode()
 
 
@@ -153,13 +167,14 @@ class ServingApp:
         repository: ModelRepository,
         batcher: Batcher,
         executor: ThreadPoolExecutor,
-        max_body_bytes: int,
+        settings: ServerSettings,
     ):
         self.fallback = fallback
         self.repository = repository
         self.batcher = batcher
+        self.settings = settings
         self._executor = executor
-        self._max_body_bytes = max_body_bytes
+        self._max_body_bytes = settings.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -181,10 +196,7 @@ class ServingApp:
             model = self.repository.choose(*_model_and_version(match.groupdict(), self.repository))
             document = parse_json(await _read_body(receive, scope["headers"], self._max_body_bytes))
             name = document.get("signature_name", DEFAULT_SIGNATURE) if isinstance(document, dict) else None
-            if name not in model.signatures:
-                raise RequestError(f"No signature was found with the name: {name}")
-            kind, method = _VERB_METHODS[match["verb"]]
-            raise RequestError(f"Expected {kind} signature method_name to be {method}. Was: {PREDICT_METHOD}")
+            raise refuse_classify_or_regress(model.signatures, match["verb"], name)
         except _DisconnectedError:
             return
         except RequestError as error:
@@ -198,7 +210,7 @@ class ServingApp:
                 prepared = _prepare(model, body)
             else:
                 prepared = await asyncio.get_running_loop().run_in_executor(self._executor, _prepare, model, body)
-            answer = await self.batcher.predict(prepared)
+            answer = await self.batcher.predict(prepared, functools.partial(json_answer, prepared))
         except _DisconnectedError:
             return  # nobody left to answer
         except RequestError as error:
@@ -270,32 +282,13 @@ def _newest(repository: ModelRepository) -> int | None:
     return order[0] if order else None
 
 
-_DTYPES = {
-    "float32": "DT_FLOAT",
-    "float64": "DT_DOUBLE",
-    "int64": "DT_INT64",
-    "int32": "DT_INT32",
-    "string": "DT_STRING",
-}
-
-
 def _metadata(model: LoadedVersion, name: str) -> dict[str, Any]:
-    """TF Serving's GetModelMetadata answer (signature_def), so clients can discover inputs and their types."""
-
-    def tensor(key: str, spec: Any) -> dict[str, Any]:
-        dims = [{"size": str(-1 if d is None else d), "name": ""} for d in spec.shape.as_list()]
-        return {"dtype": _DTYPES.get(spec.dtype.name, spec.dtype.name), "tensor_shape": {"dim": dims}, "name": key}
-
-    defs = {}
-    for signature_name, signature in model.signatures.items():
-        inputs = signature.function.structured_input_signature[1]
-        outputs = signature.function.structured_outputs
-        defs[signature_name] = {
-            "inputs": {key: tensor(key, spec) for key, spec in inputs.items()},
-            "outputs": {key: tensor(key, value) for key, value in outputs.items()},
-            "method_name": PREDICT_METHOD,
-        }
+    """TF Serving's GetModelMetadata answer over REST: the saved SignatureDefs, printed as TF Serving prints them
+    (proto field names, default values included), so clients can discover inputs, their types and tensor names."""
+    signature_defs = json_format.MessageToDict(
+        model.signature_defs, including_default_value_fields=True, preserving_proto_field_name=True
+    )
     return {
         "model_spec": {"name": name, "signature_name": "", "version": str(model.version)},
-        "metadata": {"signature_def": {"signature_def": defs}},
+        "metadata": {"signature_def": signature_defs},
     }

@@ -16,6 +16,10 @@ A request's answer can only come out of a shared call if it is the one it would 
 fail for one request runs before queueing, and if a shared call still fails (TensorFlow refusing one request's
 serialized ``tf.Example``, say) each of its requests is called again on its own, so the error goes to the request
 that caused it and the others are answered.
+
+The batcher does not know the wire format: each request brings its own ``encode`` (REST's JSON body, gRPC's
+``PredictResponse``), which runs in the worker thread on the request's rows of the outputs, so requests of both
+front ends share lanes and calls.
 """
 
 from __future__ import annotations
@@ -26,24 +30,35 @@ import contextlib
 import dataclasses
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
+from typing import Any
 
-from serving.formats import Prepared, answer, call, dumps
+import numpy as np
+
+from serving.formats import Prepared, call
 
 log = logging.getLogger(__name__)
 
 # TensorFlow calls one lane runs at a time; the requests that arrive while they run make the next call's batch.
 MAX_IN_FLIGHT = 1
 
+# Turns one request's rows of the signature's outputs into its answer (a JSON body, a gRPC response message).
+Encode = Callable[[Mapping[str, np.ndarray]], Any]
+
+
+@dataclasses.dataclass
+class _Queued:
+    prepared: Prepared
+    encode: Encode
+    future: asyncio.Future[Any]
+
 
 @dataclasses.dataclass
 class _Lane:
     """The queue of one loaded signature; lives only while it has requests queued or running."""
 
-    queue: collections.deque[tuple[Prepared, asyncio.Future[bytes]]] = dataclasses.field(
-        default_factory=collections.deque
-    )
+    queue: collections.deque[_Queued] = dataclasses.field(default_factory=collections.deque)
     queued_rows: int = 0
     in_flight: int = 0
     scheduled: asyncio.Handle | None = None  # the pending dispatch, if any
@@ -81,15 +96,15 @@ class Batcher:
         self._lanes: dict[int, _Lane] = {}
         self.stats = BatchStats()
 
-    async def predict(self, prepared: Prepared) -> bytes:
-        """The JSON answer to one prepared request, computed in a TensorFlow call it may share with others."""
+    async def predict(self, prepared: Prepared, encode: Encode) -> Any:
+        """``encode``'s answer to one prepared request, computed in a TensorFlow call it may share with others."""
         loop = asyncio.get_running_loop()
         key = id(prepared.signature.function)
         lane = self._lanes.get(key)
         if lane is None:
             lane = self._lanes[key] = _Lane()
-        future: asyncio.Future[bytes] = loop.create_future()
-        lane.queue.append((prepared, future))
+        future: asyncio.Future[Any] = loop.create_future()
+        lane.queue.append(_Queued(prepared, encode, future))
         lane.queued_rows += prepared.rows
         if lane.queued_rows >= self.max_batch_rows:
             if isinstance(lane.scheduled, asyncio.TimerHandle):  # full: waiting for more is pointless
@@ -107,13 +122,13 @@ class Batcher:
             lane.scheduled.cancel()  # when called from _finish: the pending one would find nothing to do
             lane.scheduled = None
         while lane.queue and lane.in_flight < MAX_IN_FLIGHT:
-            batch: list[tuple[Prepared, asyncio.Future[bytes]]] = []
+            batch: list[_Queued] = []
             rows = 0
-            while lane.queue and (not batch or rows + lane.queue[0][0].rows <= self.max_batch_rows):
-                prepared, future = lane.queue.popleft()
-                rows += prepared.rows
-                if not future.cancelled():  # the client went away while it waited
-                    batch.append((prepared, future))
+            while lane.queue and (not batch or rows + lane.queue[0].prepared.rows <= self.max_batch_rows):
+                queued = lane.queue.popleft()
+                rows += queued.prepared.rows
+                if not queued.future.cancelled():  # the client went away while it waited
+                    batch.append(queued)
             lane.queued_rows -= rows
             if not batch:
                 continue
@@ -125,8 +140,8 @@ class Batcher:
                 self._executor.submit(self._run, key, lane, batch, loop)
             except RuntimeError as error:  # the pool is shut down: the server is stopping
                 lane.in_flight -= 1
-                for _, future in batch:
-                    future.set_exception(error)
+                for queued in batch:
+                    queued.future.set_exception(error)
         if not lane.queue and not lane.in_flight and self._lanes.get(key) is lane:
             del self._lanes[key]
 
@@ -134,12 +149,12 @@ class Batcher:
         self,
         key: int,
         lane: _Lane,
-        batch: list[tuple[Prepared, asyncio.Future[bytes]]],
+        batch: list[_Queued],
         loop: asyncio.AbstractEventLoop,
     ) -> None:
-        """In a worker thread: the shared call, and each request's JSON answer (or its exception)."""
+        """In a worker thread: the shared call, and each request's encoded answer (or its exception)."""
         try:
-            outcomes = run_batch([prepared for prepared, _ in batch])
+            outcomes = run_batch([(queued.prepared, queued.encode) for queued in batch])
         except BaseException as error:  # noqa: BLE001 - handed to the requests; the worker must not die silently
             outcomes = [error] * len(batch)
         # RuntimeError: the loop closed while this call ran (the server is shutting down); nobody is waiting.
@@ -150,10 +165,11 @@ class Batcher:
         self,
         key: int,
         lane: _Lane,
-        batch: list[tuple[Prepared, asyncio.Future[bytes]]],
-        outcomes: Sequence[bytes | BaseException],
+        batch: list[_Queued],
+        outcomes: Sequence[Any],
     ) -> None:
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
+        for queued, outcome in zip(batch, outcomes, strict=True):
+            future = queued.future
             if future.done():
                 continue
             if isinstance(outcome, BaseException):
@@ -165,25 +181,26 @@ class Batcher:
             self._dispatch(key, lane, asyncio.get_running_loop())
 
 
-def run_batch(batch: Sequence[Prepared]) -> list[bytes | BaseException]:
+def run_batch(batch: Sequence[tuple[Prepared, Encode]]) -> list[Any]:
     """Answers prepared requests of one signature with one TensorFlow call (in a worker thread).
 
     Falls back to one call per request when the shared call fails or its outputs cannot be cut into rows (an
     output without a row per input row), so the outcome of every request is the one it would have alone.
 
     Args:
-        batch: requests whose ``signature`` is the same.
+        batch: requests whose ``signature`` is the same, each with its ``encode``.
 
     Returns:
-        Per request, in order, its JSON answer or the exception that fails it.
+        Per request, in order, its encoded answer or the exception that fails it.
     """
     if len(batch) == 1:
-        return [_alone(batch[0])]
-    signature = batch[0].signature
-    total = sum(prepared.rows for prepared in batch)
+        return [_alone(*batch[0])]
+    first = batch[0][0]
+    signature = first.signature
+    total = sum(prepared.rows for prepared, _ in batch)
     columns = {
-        key: list(itertools.chain.from_iterable(prepared.columns[key] for prepared in batch))
-        for key in batch[0].columns
+        key: list(itertools.chain.from_iterable(prepared.columns[key] for prepared, _ in batch))
+        for key in first.columns
     }
     try:
         results = call(signature, columns)
@@ -192,21 +209,21 @@ def run_batch(batch: Sequence[Prepared]) -> list[bytes | BaseException]:
         splittable = False
     if not splittable:
         log.debug("shared call of %d requests failed or gave unsplittable outputs; calling each alone", len(batch))
-        return [_alone(prepared) for prepared in batch]
-    outcomes: list[bytes | BaseException] = []
+        return [_alone(prepared, encode) for prepared, encode in batch]
+    outcomes: list[Any] = []
     start = 0
-    for prepared in batch:
+    for prepared, encode in batch:
         rows = slice(start, start + prepared.rows)
         start += prepared.rows
         try:
-            outcomes.append(dumps(answer(prepared, {key: value[rows] for key, value in results.items()})))
+            outcomes.append(encode({key: value[rows] for key, value in results.items()}))
         except Exception as error:  # noqa: BLE001 - one answer that cannot be encoded fails only its request
             outcomes.append(error)
     return outcomes
 
 
-def _alone(prepared: Prepared) -> bytes | BaseException:
+def _alone(prepared: Prepared, encode: Encode) -> Any:
     try:
-        return dumps(answer(prepared, call(prepared.signature, prepared.columns)))
+        return encode(call(prepared.signature, prepared.columns))
     except Exception as error:  # noqa: BLE001 - handed to the request's future, which raises it in the handler
         return error

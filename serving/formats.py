@@ -93,6 +93,29 @@ class Signature:
         return all(spec.shape.rank == 1 for spec in specs.values())
 
 
+# TF Serving's method names. A TF 2 SavedModel's signatures are all predict signatures, so TF Serving refuses
+# Classify and Regress on them with its check of the signature's method name (a 400 / INVALID_ARGUMENT).
+PREDICT_METHOD = "tensorflow/serving/predict"
+_CLASSIFY_OR_REGRESS = {
+    "classify": ("classification", "tensorflow/serving/classify"),
+    "regress": ("regression", "tensorflow/serving/regress"),
+}
+
+
+def refuse_classify_or_regress(signatures: Mapping[str, Signature], verb: str, name: Any) -> RequestError:
+    """TF Serving's error for ``:classify``/``:regress`` (REST) and Classify/Regress (gRPC) on this model.
+
+    Args:
+        signatures: the chosen version's signatures.
+        verb: "classify" or "regress".
+        name: the signature the request names (``serving_default`` when it names none).
+    """
+    if name not in signatures:
+        return RequestError(f"No signature was found with the name: {name}")
+    kind, method = _CLASSIFY_OR_REGRESS[verb]
+    return RequestError(f"Expected {kind} signature method_name to be {method}. Was: {PREDICT_METHOD}")
+
+
 def parse_json(body: bytes) -> Any:
     """The request's JSON document, or a 400 that says where it is malformed."""
     try:
@@ -159,7 +182,7 @@ def call(signature: Signature, columns: Mapping[str, list[Any]]) -> dict[str, np
         columns: its inputs, as ``Prepared.columns`` holds them (of one request, or of several concatenated).
 
     Returns:
-        Each output by name as a numpy array with a row per input row (strings decoded as text).
+        Each output by name as a numpy array with a row per input row (strings as bytes, as TensorFlow gives them).
     """
     tensors = {key: _tensor(values, signature.specs[key]) for key, values in columns.items()}
     try:
@@ -172,7 +195,7 @@ def call(signature: Signature, columns: Mapping[str, list[Any]]) -> dict[str, np
         # TensorFlow quotes the offending input in its message, and fails to decode that message as UTF-8 when
         # the input is binary: such bytes can only have come from the request (a "b64" value that is no tf.Example).
         raise RequestError(_not_an_example(signature)) from None
-    return {key: _plain(outputs[key].numpy()) for key in signature.outputs}
+    return {key: outputs[key].numpy() for key in signature.outputs}
 
 
 # TensorFlow's ParseExample error for bytes that are not a serialized tf.Example.
@@ -196,8 +219,8 @@ def _cause(message: str) -> str:
     return lines[0] if lines else "TensorFlow refused the input"
 
 
-def answer(prepared: Prepared, results: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """The response document for ``prepared``, shaped as TF Serving shapes it.
+def json_answer(prepared: Prepared, results: Mapping[str, np.ndarray]) -> bytes:
+    """The response body for ``prepared``, shaped as TF Serving shapes it, as compact JSON (as TF Serving writes it).
 
     Args:
         prepared: the request.
@@ -206,18 +229,18 @@ def answer(prepared: Prepared, results: Mapping[str, np.ndarray]) -> dict[str, A
     Returns:
         ``{"predictions": ...}`` for ``instances``, ``{"outputs": ...}`` for ``inputs``.
     """
+    lists = {key: _plain(value).tolist() for key, value in results.items()}
     if prepared.form == "instances":
-        if len(results) == 1:
-            return {"predictions": next(iter(results.values())).tolist()}
-        lists = {key: value.tolist() for key, value in results.items()}
-        return {"predictions": [{key: value[row] for key, value in lists.items()} for row in range(prepared.rows)]}
-    if len(results) == 1:
-        return {"outputs": next(iter(results.values())).tolist()}
-    return {"outputs": {key: value.tolist() for key, value in results.items()}}
-
-
-def dumps(document: Mapping[str, Any]) -> bytes:
-    """A response body: compact JSON, as TF Serving writes it."""
+        if len(lists) == 1:
+            document: dict[str, Any] = {"predictions": next(iter(lists.values()))}
+        else:
+            document = {
+                "predictions": [{key: value[row] for key, value in lists.items()} for row in range(prepared.rows)]
+            }
+    elif len(lists) == 1:
+        document = {"outputs": next(iter(lists.values()))}
+    else:
+        document = {"outputs": lists}
     return json.dumps(document, separators=(",", ":")).encode()
 
 

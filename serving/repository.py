@@ -7,7 +7,9 @@ requests keep using the versions already loaded; only then is the set of version
 assignment. A request takes the current set once and keeps it to the end, so a switch never fails a request.
 
 Without a canary the newest loadable version serves everything (TF Serving's "latest" policy); with a canary
-share the two newest are held and the newest gets that share of the requests that name no version.
+share the two newest are held and the newest gets that share of the requests that name no version. Versions that
+a label is pinned to (``--label stable=3``, TF Serving's ``version_labels``) are held too, for the requests that
+name the label or the version.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow_serving.apis.get_model_metadata_pb2 import SignatureDefMap
 
 from serving.formats import DEFAULT_SIGNATURE, RequestError, Signature
-from serving.versions import complete_versions
+from serving.versions import SAVED_MODEL_FILE, complete_versions
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,7 @@ class LoadedVersion:
     version: int
     signatures: Mapping[str, Signature]
     saved_model: Any  # holds the restored variables and functions for as long as a request may use them
+    signature_defs: SignatureDefMap  # as saved: what GetModelMetadata answers, over REST and gRPC alike
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,13 +78,36 @@ def load_version(path: Path) -> LoadedVersion:
             warm.function(**dummy)
         except tf.errors.OpError as error:  # a model that cannot take zeros may still take real rows
             log.warning("warm-up call of %s failed: %s", path, error.message.splitlines()[0])
-    return LoadedVersion(version=int(path.name), signatures=signatures, saved_model=saved_model)
+    return LoadedVersion(
+        version=int(path.name), signatures=signatures, saved_model=saved_model, signature_defs=_signature_defs(path)
+    )
+
+
+def _signature_defs(path: Path) -> SignatureDefMap:
+    """The SignatureDefs of the SavedModel's (only) MetaGraph, as TF Serving returns them to GetModelMetadata.
+
+    Read from ``saved_model.pb`` rather than rebuilt from the restored functions, so tensor names, shapes and
+    ``__saved_model_init_op`` are exactly what TF Serving would report for the same directory.
+    """
+    saved = saved_model_pb2.SavedModel.FromString((path / SAVED_MODEL_FILE).read_bytes())
+    defs = SignatureDefMap()
+    for name, signature_def in saved.meta_graphs[0].signature_def.items():
+        defs.signature_def[name].CopyFrom(signature_def)
+    return defs
 
 
 class ModelRepository:
     """The servable versions of one model: what is on disk, what is loaded, and which version a request gets."""
 
-    def __init__(self, base_dir: str | Path, name: str, *, poll_seconds: float, canary: float):
+    def __init__(
+        self,
+        base_dir: str | Path,
+        name: str,
+        *,
+        poll_seconds: float,
+        canary: float,
+        pinned_labels: Mapping[str, int] | None = None,
+    ):
         """Nothing is loaded until ``refresh()``; ``ServerSettings`` checks ``poll_seconds`` and ``canary``.
 
         Args:
@@ -87,11 +115,14 @@ class ModelRepository:
             name: the model's name in request paths.
             poll_seconds: how often ``start_polling`` looks for new versions; 0: never.
             canary: the newest version's share of the requests that name no version (0: off; below 1).
+            pinned_labels: labels set by hand to a version each (TF Serving's ``version_labels``); such a version
+                is kept loaded while it is on disk, and the label names it instead of the automatic choice.
         """
         self.base_dir = Path(base_dir)
         self.name = name
         self.poll_seconds = poll_seconds
         self.canary = canary
+        self.pinned_labels = dict(pinned_labels or {})
         self._snapshot = Snapshot(versions={}, failures={})
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
@@ -114,9 +145,10 @@ class ModelRepository:
             versions: dict[int, LoadedVersion] = {}
             failures = dict(current.failures)
             present = self.on_disk()
+            pinned = set(self.pinned_labels.values())
             for version in present:
-                if len(versions) == keep:
-                    break
+                if len(versions) >= keep and version not in pinned:
+                    continue  # older than what serves unnamed requests and named by no label
                 if version in current.versions:
                     versions[version] = current.versions[version]
                     continue
@@ -183,22 +215,33 @@ class ModelRepository:
                     status=404,
                 )
             return loaded
-        order = snapshot.newest_first
+        order = self._serving(snapshot)
         if not order:
             raise RequestError(f"Servable not found for request: {_describe(name, None)} (no version loaded)", 404)
         if len(order) > 1 and self._random.random() >= self.canary:
             return snapshot.versions[order[1]]
         return snapshot.versions[order[0]]
 
+    def _serving(self, snapshot: Snapshot) -> list[int]:
+        """The versions that answer requests naming no version, newest first: the newest, and the previous one
+        under a canary; a version loaded only because a label is pinned to it is not among them."""
+        order = snapshot.newest_first
+        return order[: 2 if self.canary > 0 else 1]
+
     def labels(self) -> dict[str, int]:
-        """TF Serving's version labels, kept as the versions move: ``stable`` is the version that answers most of
-        the requests that name no version, ``canary`` the newest while a canary share is set and two are loaded."""
-        order = self._snapshot.newest_first
-        if not order:
-            return {}
+        """TF Serving's version labels: the pinned ones whose version is loaded, else kept as the versions move:
+        ``stable`` is the version that answers most of the requests that name no version, ``canary`` the newest
+        while a canary share is set and two are loaded."""
+        snapshot = self._snapshot
+        order = self._serving(snapshot)
+        labels: dict[str, int] = {}
         if self.canary > 0 and len(order) > 1:
-            return {"stable": order[0] if self.canary >= 0.5 else order[1], "canary": order[0]}
-        return {"stable": order[0]}
+            labels = {"stable": order[0] if self.canary >= 0.5 else order[1], "canary": order[0]}
+        elif order:
+            labels = {"stable": order[0]}
+        # A label pinned to a version that is not loaded names nothing (TF Serving refuses such a label too).
+        pinned = {label: v for label, v in self.pinned_labels.items() if v in snapshot.versions}
+        return {label: v for label, v in labels.items() if label not in self.pinned_labels} | pinned
 
     def labelled(self, name: str, label: str) -> int:
         """The version a label names (``/v1/models/<name>/labels/<label>``); a 400 for a label not assigned now."""

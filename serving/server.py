@@ -16,8 +16,8 @@ from pipeline.errors import UserError
 from serving.settings import ServerSettings
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host:port`` (port 0: a free one); a UserError if the address cannot be used.
+def bind(host: str, port: int, option: str = "--port") -> socket.socket:
+    """A TCP socket bound to ``host:port`` (port 0: a free one); a UserError naming ``option`` if it cannot be.
 
     ``proto`` must be IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY only on such sockets, and without it
     Nagle's algorithm and delayed ACKs add 40 ms to every answer.
@@ -28,7 +28,7 @@ def bind(host: str, port: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
     except OSError as error:
-        raise UserError(f"cannot listen on {host}:{port}: {error.strerror} (pick another --port or --host)") from None
+        raise UserError(f"cannot listen on {host}:{port}: {error.strerror} (pick another {option} or --host)") from None
     return sock
 
 

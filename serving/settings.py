@@ -43,6 +43,7 @@ class ServerSettings:
 
     host: str = _setting("127.0.0.1")  # this machine only
     port: int = _setting(8501, Range(0, 65535))  # TF Serving's REST port, so clients' defaults fit
+    grpc_port: int = _setting(8500, Range(0, 65535))  # TF Serving's gRPC port; 0: no gRPC
     poll_seconds: float = _setting(2.0, Range(0))  # how often to look for new versions; 0: never
     canary: float = _setting(0.0, Range(0, 1, high_open=True))  # the newest version's share of requests; 0: off
     max_body_bytes: int = _setting(1024 * 1024, Range(1))

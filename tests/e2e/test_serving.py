@@ -1,9 +1,10 @@
 """``taxi-pipeline serve`` over real HTTP on 127.0.0.1, against a model the real pipeline trained and pushed.
 
 The model is the one the session's small pipeline run pushed (conftest.py), served from a home of these tests'
-own. A second version, where a test needs one, is the same real SavedModel copied to a higher version number,
-written the way the Pusher writes (``saved_model.pb`` last); the two versions predict alike, so the tests tell
-them apart by the version header.
+own, with gRPC on beside REST as ``taxi-pipeline serve`` runs it (gRPC's own tests: ``test_serving_grpc.py``).
+A second version, where a test needs one, is the same real SavedModel copied to a higher version number, written
+the way the Pusher writes (``saved_model.pb`` last); the two versions predict alike, so the tests tell them apart
+by the version header.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,58 +28,25 @@ import httpx
 import numpy as np
 import pytest
 import tensorflow as tf
+from served_model import MODEL, free_port, own_output, push_copy, serving_app, typed_instance
 from taxi_rows import read_rows, serialized_example
 
 from cli import main as cli
 from models import features
 from pipeline.config import PROJECT_DIR
 from pipeline.errors import UserError
-from serving.app import LABELS_HEADER, VERSION_HEADER, ServingApp, create_app
+from serving.app import LABELS_HEADER, VERSION_HEADER, ServingApp
 from serving.repository import ModelRepository
 from serving.server import BackgroundServer, serve_in_background
 from serving.settings import ServerSettings
 from serving.versions import SAVED_MODEL_FILE
-
-MODEL = "taxi"
-
-
-def _typed(row: dict[str, str], fill_missing: bool) -> dict[str, Any]:
-    """A CSV row as a JSON instance: numbers as numbers, empty cells as null (or 0 / "" when ``fill_missing``)."""
-    instance: dict[str, Any] = {}
-    for name in features.FEATURES:
-        value = features.parse_cell(name, row[name])
-        if value is None and fill_missing:
-            value = "" if name in features.STRING_COLUMNS else 0
-        instance[name] = value
-    return instance
-
-
-@pytest.fixture(scope="module")
-def home(first_run, tmp_path_factory) -> Path:
-    """A pipeline home whose serving directory holds one version: the one the session's first run pushed."""
-    assert first_run.succeeded and first_run.report.pushed_path, first_run.error
-    pushed = Path(first_run.report.pushed_path)
-    home = tmp_path_factory.mktemp("serving_home")
-    shutil.copytree(pushed, home / "serving" / MODEL / pushed.name)
-    return home
-
-
-@pytest.fixture(scope="module")
-def pushed(home) -> Path:
-    (version,) = [path for path in (home / "serving" / MODEL).iterdir() if path.name.isdigit()]
-    return version
-
-
-@pytest.fixture(scope="module")
-def saved_model(pushed):
-    return tf.saved_model.load(str(pushed))
 
 
 @pytest.fixture(scope="module")
 def server(pushed) -> Iterator[BackgroundServer]:
     repository = ModelRepository(pushed.parent, MODEL, poll_seconds=0, canary=0)
     repository.refresh()
-    running = serve_in_background(create_app(repository))
+    running = serve_in_background(serving_app(repository))
     yield running
     running.stop()
 
@@ -88,21 +55,6 @@ def server(pushed) -> Iterator[BackgroundServer]:
 def client(server) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=30) as client:
         yield client
-
-
-@pytest.fixture(scope="module")
-def instances() -> list[dict[str, Any]]:
-    return [_typed(row, fill_missing=True) for row in read_rows(16)[1]]
-
-
-def _own_output(saved_model, instances: list[dict[str, Any]]) -> np.ndarray:
-    signature = saved_model.signatures["serving_default"]
-    specs = signature.structured_input_signature[1]
-    tensors = {
-        name: tf.constant(np.array([row[name] for row in instances], dtype=spec.dtype.as_numpy_dtype))
-        for name, spec in specs.items()
-    }
-    return signature(**tensors)["probabilities"].numpy()
 
 
 def test_status_has_tf_serving_shape(client, pushed):
@@ -117,13 +69,13 @@ def test_status_has_tf_serving_shape(client, pushed):
     assert raw_inputs["fare"]["dtype"] == "DT_FLOAT" and raw_inputs["company"]["dtype"] == "DT_STRING"
 
 
-def test_instance_predictions_equal_the_saved_models_own_output(client, saved_model, instances, pushed):
+def test_instance_predictions_equal_the_saved_modelsown_output(client, saved_model, instances, pushed):
     # Empty cells are filled with the integer 0, so float columns mix JSON ints and floats, as clients write them.
     assert any(
         {type(row[name]) for row in instances} == {int, float}
         for name in features.DENSE_FLOAT_FEATURES + features.BUCKET_FEATURES
     )
-    expected = _own_output(saved_model, instances)
+    expected = own_output(saved_model, instances)
     assert expected.shape == (len(instances), 1) and expected.std() > 0
     for path in (f"/v1/models/{MODEL}:predict", f"/v1/models/{MODEL}/versions/{pushed.name}:predict"):
         answer = client.post(path, json={"instances": instances})
@@ -144,12 +96,12 @@ def test_columnar_inputs_answer_outputs(client, saved_model, instances):
     assert answer.status_code == 200, answer.text
     assert set(answer.json()) == {"outputs"}
     np.testing.assert_array_equal(
-        np.array(answer.json()["outputs"], dtype=np.float32), _own_output(saved_model, instances)
+        np.array(answer.json()["outputs"], dtype=np.float32), own_output(saved_model, instances)
     )
 
 
 def test_null_means_missing_as_in_a_tf_example(client, saved_model):
-    rows = [_typed(row, fill_missing=False) for row in read_rows(16)[1]]
+    rows = [typed_instance(row, fill_missing=False) for row in read_rows(16)[1]]
     assert any(value is None for row in rows for value in row.values())  # census tracts are mostly empty
     answer = client.post(f"/v1/models/{MODEL}:predict", json={"instances": rows})
     assert answer.status_code == 200, answer.text
@@ -165,7 +117,7 @@ def test_tf_serving_client_of_the_tf_example_signature_works_unchanged(client, s
         f"/v1/models/{MODEL}:predict", json={"signature_name": "serving_tf_example", "instances": encoded}
     )
     assert answer.status_code == 200, answer.text
-    np.testing.assert_allclose(answer.json()["predictions"], _own_output(saved_model, instances), rtol=1e-6)
+    np.testing.assert_allclose(answer.json()["predictions"], own_output(saved_model, instances), rtol=1e-6)
 
 
 def _bad_requests(instance: dict[str, Any]) -> list[tuple[str, str, str, bytes, int, str]]:
@@ -284,7 +236,7 @@ def _batching_server(pushed: Path, *, max_batch_rows: int) -> Iterator[tuple[Bac
     """
     repository = ModelRepository(pushed.parent, MODEL, poll_seconds=0, canary=0)
     repository.refresh()
-    app = create_app(repository, ServerSettings(max_batch_rows=max_batch_rows))
+    app = serving_app(repository, max_batch_rows=max_batch_rows)
     app.batcher.max_wait_s = 10.0  # beyond --batch-wait-ms's 1 s, which ServerSettings enforces
     running = serve_in_background(app)
     try:
@@ -313,7 +265,7 @@ FLOAT32_ROUNDING = 1e-6
 
 
 def test_concurrent_requests_share_one_call_and_each_gets_its_own_rows(pushed, saved_model):
-    rows = [_typed(row, fill_missing=True) for row in read_rows(16)[1]]
+    rows = [typed_instance(row, fill_missing=True) for row in read_rows(16)[1]]
     chunks = [rows[0:1], rows[1:3], rows[3:4], rows[4:8], rows[8:9], rows[9:12], rows[12:13], rows[13:16]]
     documents: list[Any] = []
     for index, chunk in enumerate(chunks):  # both request forms share the call: they differ only in the answer
@@ -321,7 +273,7 @@ def test_concurrent_requests_share_one_call_and_each_gets_its_own_rows(pushed, s
             documents.append({"inputs": {name: [row[name] for row in chunk] for name in features.FEATURES}})
         else:
             documents.append({"instances": chunk})
-    expected = [_own_output(saved_model, chunk) for chunk in chunks]
+    expected = [own_output(saved_model, chunk) for chunk in chunks]
     everything = np.concatenate(expected)
     assert len(np.unique(everything)) == len(everything)  # distinct rows, so that a mix-up would show
 
@@ -348,7 +300,7 @@ def test_a_bad_request_among_concurrent_good_ones_fails_alone(pushed, saved_mode
     good_answers = answers[:3] + answers[4:]
     assert [answer.status_code for answer in good_answers] == [200] * len(good)
     for chunk, answer in zip(good, good_answers, strict=True):
-        own = _own_output(saved_model, chunk)
+        own = own_output(saved_model, chunk)
         np.testing.assert_allclose(np.array(answer.json()["predictions"], np.float32), own, atol=FLOAT32_ROUNDING)
     assert (stats.calls, stats.largest_batch) == (1, len(good))  # the bad one never joined the call
 
@@ -383,16 +335,8 @@ def test_max_batch_rows_1_gives_every_request_its_own_call(pushed, saved_model, 
         stats = app.batcher.stats
     assert (stats.calls, stats.largest_batch) == (len(chunks), 1)
     for chunk, answer in zip(chunks, answers, strict=True):
-        own = _own_output(saved_model, chunk)
+        own = own_output(saved_model, chunk)
         np.testing.assert_array_equal(np.array(answer.json()["predictions"], dtype=np.float32), own)
-
-
-def _push_copy(source: Path, version: int) -> Path:
-    """Copies a version as the Pusher writes one: everything else first, ``saved_model.pb`` last."""
-    target = source.parent / str(version)
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns(SAVED_MODEL_FILE))
-    shutil.copy2(source / SAVED_MODEL_FILE, target / SAVED_MODEL_FILE)
-    return target
 
 
 @pytest.fixture(scope="module")
@@ -407,7 +351,7 @@ def test_new_version_is_picked_up_without_a_failed_request(own_serving_dir, inst
     first = int(next(own_serving_dir.iterdir()).name)
     repository = ModelRepository(own_serving_dir, MODEL, poll_seconds=0.2, canary=0)
     repository.refresh()
-    running = serve_in_background(create_app(repository))
+    running = serve_in_background(serving_app(repository))
     outcomes: list[tuple[float, int, str]] = []
     stop = threading.Event()
 
@@ -422,7 +366,7 @@ def test_new_version_is_picked_up_without_a_failed_request(own_serving_dir, inst
         for thread in streams:
             thread.start()
         time.sleep(1.0)
-        _push_copy(own_serving_dir / str(first), first + 1)
+        push_copy(own_serving_dir / str(first), first + 1)
         deadline = time.monotonic() + 60
         while [s["version"] for s in repository.status(MODEL)["model_version_status"]] != [str(first + 1)]:
             assert time.monotonic() < deadline, "the new version was not picked up"
@@ -444,11 +388,11 @@ def test_new_version_is_picked_up_without_a_failed_request(own_serving_dir, inst
 def test_canary_sends_its_share_to_the_newest_version(own_serving_dir, instances):
     if len(list(own_serving_dir.iterdir())) < 2:  # when run without the test above
         only = next(own_serving_dir.iterdir())
-        _push_copy(only, int(only.name) + 1)
+        push_copy(only, int(only.name) + 1)
     newest, previous = sorted((int(p.name) for p in own_serving_dir.iterdir()), reverse=True)[:2]
     repository = ModelRepository(own_serving_dir, MODEL, poll_seconds=0, canary=0.3)
     assert repository.refresh().newest_first == [newest, previous]
-    running = serve_in_background(create_app(repository))
+    running = serve_in_background(serving_app(repository))
     try:
         with httpx.Client(base_url=running.url, timeout=30) as client:
             status = client.get(f"/v1/models/{MODEL}").json()["model_version_status"]
@@ -472,11 +416,11 @@ def test_version_labels_name_the_stable_and_the_canary_version(own_serving_dir, 
     while a canary share is set; the status answer lists them in a header (its body has no field for them)."""
     if len(list(own_serving_dir.iterdir())) < 2:
         only = next(own_serving_dir.iterdir())
-        _push_copy(only, int(only.name) + 1)
+        push_copy(only, int(only.name) + 1)
     newest, previous = sorted((int(p.name) for p in own_serving_dir.iterdir()), reverse=True)[:2]
     repository = ModelRepository(own_serving_dir, MODEL, poll_seconds=0, canary=canary)
     repository.refresh()
-    running = serve_in_background(create_app(repository))
+    running = serve_in_background(serving_app(repository))
     try:
         with httpx.Client(base_url=running.url, timeout=30) as client:
             labels = client.get(f"/v1/models/{MODEL}").headers[LABELS_HEADER]
@@ -504,7 +448,7 @@ def test_version_labels_name_the_stable_and_the_canary_version(own_serving_dir, 
 
 def _status_and_prediction(repository: ModelRepository, rows: list[dict[str, Any]]) -> tuple[list, httpx.Response]:
     """The status entries and a prediction's answer from a server of ``repository``, started and stopped here."""
-    running = serve_in_background(create_app(repository))
+    running = serve_in_background(serving_app(repository))
     try:
         with httpx.Client(base_url=running.url, timeout=30) as client:
             status = client.get(f"/v1/models/{MODEL}").json()["model_version_status"]
@@ -570,7 +514,7 @@ def test_with_no_version_that_loads_predict_is_a_404_until_one_is_pushed(pushed,
     (model_dir / "1" / SAVED_MODEL_FILE).write_bytes(b"not a SavedModel")
     repository = ModelRepository(model_dir, MODEL, poll_seconds=0, canary=0)
     assert repository.refresh().newest_first == []
-    running = serve_in_background(create_app(repository))
+    running = serve_in_background(serving_app(repository))
     try:
         with httpx.Client(base_url=running.url, timeout=30) as client:
             status = client.get(f"/v1/models/{MODEL}").json()["model_version_status"]
@@ -596,8 +540,8 @@ def test_serve_without_pushed_models_is_a_one_line_user_error(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("option", "value"), [("--canary", "1.5"), ("--max-batch-rows", "0"), ("--batch-wait-ms", "-1")]
 )
-def test_serve_rejects_options_out_of_range(home, capsys, option, value):
-    assert cli.main(["serve", "--home", str(home), option, value]) == cli.EXIT_USAGE
+def test_serve_rejects_options_out_of_range(serving_home, capsys, option, value):
+    assert cli.main(["serve", "--home", str(serving_home), option, value]) == cli.EXIT_USAGE
     assert option in capsys.readouterr().err
     with pytest.raises(UserError, match=f"'{option}': .* is not in the range"):  # the same rule, made in code
         ServerSettings(**{option.removeprefix("--").replace("-", "_"): float(value)})
@@ -615,15 +559,14 @@ def test_serve_help_loads_neither_tensorflow_nor_the_web_stack():
     assert result.stdout.strip() == "[]"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def test_serve_command_serves_the_home_on_loopback(serving_home, pushed, instances):
+    """The command as users start it: REST and gRPC (a TF Serving stub asks ModelService for the status)."""
+    import grpc
+    from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
-
-def test_serve_command_serves_the_home_on_loopback(home, pushed, instances):
-    port = _free_port()
-    command = [str(Path(sys.executable).parent / "taxi-pipeline"), "serve", "--home", str(home), "--port", str(port)]
+    port, grpc_port = free_port(), free_port()
+    command = [str(Path(sys.executable).parent / "taxi-pipeline"), "serve", "--home", str(serving_home)]
+    command += ["--port", str(port), "--grpc-port", str(grpc_port)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ)
     try:
         deadline = time.monotonic() + 120
@@ -636,12 +579,17 @@ def test_serve_command_serves_the_home_on_loopback(home, pushed, instances):
             except httpx.TransportError:
                 time.sleep(0.5)
         answer = httpx.post(f"http://127.0.0.1:{port}/v1/models/{MODEL}:predict", json={"instances": instances[:2]})
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            request = get_model_status_pb2.GetModelStatusRequest(model_spec={"name": MODEL})
+            grpc_status = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(request, timeout=30)
     finally:
         process.terminate()
         output = process.communicate(timeout=30)[0]
     assert status.json()["model_version_status"][0]["version"] == pushed.name
     assert answer.status_code == 200 and len(answer.json()["predictions"]) == 2
+    assert [entry.version for entry in grpc_status.model_version_status] == [int(pushed.name)]
     assert f"serving {MODEL} versions [{pushed.name}]" in output and f"http://127.0.0.1:{port}" in output
+    assert f"gRPC on 127.0.0.1:{grpc_port}" in output
     # uvicorn shuts down gracefully on SIGTERM, then lets the signal end the process as usual.
     assert process.returncode in (0, -signal.SIGTERM), output
     assert "Traceback" not in output

@@ -1,0 +1,314 @@
+"""The gRPC side of ``taxi-pipeline serve``: TF Serving's ``PredictionService`` and ``ModelService`` (port 8500).
+
+Most production TF Serving clients speak gRPC through TF Serving's own stubs
+(``tensorflow_serving.apis.prediction_service_pb2_grpc``). This module serves those services with ``grpc.aio``
+on the event loop that serves REST, over the same ``ModelRepository`` (so hot swap, canary and version labels are
+the same) and the same ``Batcher`` (so gRPC and REST requests of one signature share TensorFlow calls).
+
+What each call answers, as TF Serving answers for a TF 2 SavedModel:
+
+- ``Predict``: typed ``TensorProto`` inputs, one per signature input, each of shape ``[batch]``; outputs as proto
+  fields (``float_val``...), as TF Serving's default serialization writes them; ``output_filter`` honoured.
+- ``GetModelMetadata``: the saved SignatureDefs (a ``SignatureDefMap`` in ``metadata["signature_def"]``).
+- ``Classify``/``Regress``: INVALID_ARGUMENT with TF Serving's text (the signatures are predict signatures).
+- ``ModelService.GetModelStatus``: the versions and their states, as the REST status.
+- ``MultiInference`` and ``HandleReloadConfigRequest`` are not served (UNIMPLEMENTED): the first needs
+  classification or regression signatures, the second a model config file, neither of which this server has.
+
+Errors carry TF Serving's status code and, where TF Serving's text is known, that text (``serving.formats``'
+``RequestError`` statuses map to codes: 400 INVALID_ARGUMENT, 404 NOT_FOUND, 413 RESOURCE_EXHAUSTED).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from google.protobuf import json_format
+from tensorflow.core.framework import tensor_pb2, types_pb2
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+    regression_pb2,
+)
+
+from pipeline.errors import UserError
+from serving.batching import Batcher
+from serving.formats import DEFAULT_SIGNATURE, Prepared, RequestError, refuse_classify_or_regress
+from serving.repository import LoadedVersion, ModelRepository
+
+log = logging.getLogger(__name__)
+
+_CODES = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    404: grpc.StatusCode.NOT_FOUND,
+    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+# The one metadata field TF Serving knows.
+SIGNATURE_DEF_FIELD = "signature_def"
+# TensorProto's typed value field per dtype: TF Serving writes outputs into these (Tensor::AsProtoField).
+_VALUE_FIELDS = {
+    types_pb2.DT_FLOAT: "float_val",
+    types_pb2.DT_DOUBLE: "double_val",
+    types_pb2.DT_INT32: "int_val",
+    types_pb2.DT_INT16: "int_val",
+    types_pb2.DT_INT8: "int_val",
+    types_pb2.DT_UINT8: "int_val",
+    types_pb2.DT_INT64: "int64_val",
+    types_pb2.DT_BOOL: "bool_val",
+    types_pb2.DT_STRING: "string_val",
+}
+
+
+class GrpcError(Exception):
+    """A request refused with a gRPC status code that has no REST twin (e.g. FAILED_PRECONDITION)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+async def start_grpc_server(
+    host: str, port: int, repository: ModelRepository, batcher: Batcher, max_message_bytes: int
+) -> grpc.aio.Server:
+    """Serves both services on ``host:port`` on the running event loop; a UserError if the port cannot be used.
+
+    Args:
+        host: the address, as for REST (loopback by default).
+        port: TF Serving's 8500 by default.
+        repository: the versions, shared with REST.
+        batcher: the TensorFlow calls, shared with REST.
+        max_message_bytes: the largest request message taken (the REST body limit); larger ones get
+            RESOURCE_EXHAUSTED from gRPC itself.
+    """
+    server = grpc.aio.server(
+        options=[
+            ("grpc.so_reuseport", 0),  # a port another server holds must be refused, not shared
+            ("grpc.max_receive_message_length", max_message_bytes),
+        ]
+    )
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(repository, batcher), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(repository), server)
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError:
+        bound = 0
+    if bound == 0:
+        raise UserError(
+            f"cannot listen on {address} for gRPC: the port is in use or not allowed (pick another --grpc-port)"
+        )
+    await server.start()
+    log.info("gRPC (TF Serving's PredictionService and ModelService) on %s", address)
+    return server
+
+
+class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """Predict, GetModelMetadata, Classify and Regress over the shared repository and batcher."""
+
+    def __init__(self, repository: ModelRepository, batcher: Batcher):
+        self._repository = repository
+        self._batcher = batcher
+
+    async def Predict(self, request: predict_pb2.PredictRequest, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802 - TF Serving's method name
+        try:
+            model = _choose(self._repository, request.model_spec)
+            prepared, outputs = prepare_tensors(model, request)
+            spec = _response_spec(request.model_spec.name, model.version, prepared.signature.name)
+            return await self._batcher.predict(prepared, lambda results: predict_response(spec, outputs, results))
+        except (RequestError, GrpcError) as error:
+            await _abort(context, error)
+        except Exception as error:  # a bug: INTERNAL and logged, as REST's 500; the server goes on
+            log.exception("gRPC Predict failed")
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(error).__name__}: {error}")
+
+    async def GetModelMetadata(  # noqa: N802 - TF Serving's method name
+        self, request: get_model_metadata_pb2.GetModelMetadataRequest, context: grpc.aio.ServicerContext
+    ) -> Any:
+        try:
+            if not request.HasField("model_spec"):
+                raise RequestError("Missing ModelSpec")
+            if not request.metadata_field:
+                raise RequestError("GetModelMetadataRequest must specify at least one metadata_field")
+            for field in request.metadata_field:
+                if field != SIGNATURE_DEF_FIELD:
+                    raise RequestError(f"Metadata field {field} is not supported")
+            model = _choose(self._repository, request.model_spec, newest=True)
+            response = get_model_metadata_pb2.GetModelMetadataResponse()
+            response.model_spec.CopyFrom(_response_spec(request.model_spec.name, model.version, ""))
+            response.metadata[SIGNATURE_DEF_FIELD].Pack(model.signature_defs)
+            return response
+        except (RequestError, GrpcError) as error:
+            await _abort(context, error)
+
+    async def Classify(  # noqa: N802 - TF Serving's method name
+        self, request: classification_pb2.ClassificationRequest, context: grpc.aio.ServicerContext
+    ) -> Any:
+        await self._refuse(request, "classify", context)
+
+    async def Regress(  # noqa: N802 - TF Serving's method name
+        self, request: regression_pb2.RegressionRequest, context: grpc.aio.ServicerContext
+    ) -> Any:
+        await self._refuse(request, "regress", context)
+
+    async def _refuse(self, request: Any, verb: str, context: grpc.aio.ServicerContext) -> NoReturn:
+        """As REST's ``:classify``/``:regress``: the version is resolved, then its signature refused."""
+        try:
+            model = _choose(self._repository, request.model_spec)
+            error = refuse_classify_or_regress(
+                model.signatures, verb, request.model_spec.signature_name or DEFAULT_SIGNATURE
+            )
+        except RequestError as refused:
+            error = refused
+        await _abort(context, error)
+
+
+class ModelService(model_service_pb2_grpc.ModelServiceServicer):
+    """GetModelStatus: the same versions and states as REST's ``GET /v1/models/<name>``."""
+
+    def __init__(self, repository: ModelRepository):
+        self._repository = repository
+
+    async def GetModelStatus(  # noqa: N802 - TF Serving's method name
+        self, request: get_model_status_pb2.GetModelStatusRequest, context: grpc.aio.ServicerContext
+    ) -> Any:
+        try:
+            spec = request.model_spec
+            version = _named_version(self._repository, spec)
+            status = self._repository.status(spec.name, version)
+            return json_format.ParseDict(status, get_model_status_pb2.GetModelStatusResponse())
+        except RequestError as error:
+            await _abort(context, error)
+
+
+def prepare_tensors(model: LoadedVersion, request: predict_pb2.PredictRequest) -> tuple[Prepared, list[str]]:
+    """Checks a PredictRequest against the signature it names, as TF Serving does, before it joins a batch.
+
+    Args:
+        model: the chosen version.
+        request: the request.
+
+    Returns:
+        The prepared request (each input as a list of values, as REST's) and the output aliases to answer with.
+    """
+    name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+    signature = model.signatures.get(name)
+    if signature is None:
+        raise GrpcError(grpc.StatusCode.FAILED_PRECONDITION, f'Serving signature key "{name}" not found.')
+    given, expected = sorted(request.inputs), sorted(signature.inputs)
+    if len(given) != len(expected):
+        extra = sorted(set(given) - set(expected))
+        missing = sorted(set(expected) - set(given))
+        raise RequestError(
+            f"input size does not match signature: {len(given)}!={len(expected)} len({{{','.join(given)}}}) != "
+            f"len({{{','.join(expected)}}}). Sent extra: {{{','.join(extra)}}}. "
+            f"Missing but required: {{{','.join(missing)}}}."
+        )
+    for key in given:
+        if key not in signature.inputs:
+            raise RequestError(
+                f"input tensor alias not found in signature: {key}. Inputs expected to be in the set "
+                f"{{{','.join(expected)}}}."
+            )
+    columns: dict[str, list[Any]] = {}
+    lengths = set()
+    for key in expected:
+        columns[key] = _input_values(key, request.inputs[key], signature.inputs[key])
+        lengths.add(len(columns[key]))
+    if len(lengths) > 1:
+        raise RequestError(f"every input must have the same batch size; got sizes {sorted(lengths)}")
+    outputs = _output_aliases(list(request.output_filter), signature.outputs)
+    prepared = Prepared(signature=signature, columns=columns, rows=lengths.pop(), form="tensors")
+    return prepared, outputs
+
+
+def _input_values(key: str, proto: tensor_pb2.TensorProto, dtype: tf.DType) -> list[Any]:
+    """One input's values as a list (bytes for strings); INVALID_ARGUMENT for a wrong type or shape."""
+    if proto.dtype != dtype.as_datatype_enum:
+        given = tf.dtypes.as_dtype(proto.dtype).name if proto.dtype in types_pb2.DataType.values() else proto.dtype
+        raise RequestError(f"Expected input {key} to be {dtype.name} but {given} is provided")
+    try:
+        array = tf.make_ndarray(proto)
+    except Exception:  # noqa: BLE001 - whatever numpy or TensorFlow make of a malformed tensor
+        raise RequestError(f"tensor parsing error: {key}") from None
+    if array.ndim != 1 or not len(array):
+        raise RequestError(f"input {key} must have shape [batch] with batch >= 1; got shape {list(array.shape)}")
+    return array.tolist()
+
+
+def _output_aliases(requested: list[str], outputs: tuple[str, ...]) -> list[str]:
+    """The outputs to answer with: ``output_filter``'s, in its order, or all of the signature's."""
+    seen: set[str] = set()
+    for alias in requested:
+        if alias not in outputs:
+            raise RequestError(
+                f"output tensor alias not found in signature: {alias} Outputs expected to be in the set "
+                f"{{{','.join(outputs)}}}."
+            )
+        if alias in seen:
+            raise RequestError(f"duplicate output tensor alias: {alias}")
+        seen.add(alias)
+    return requested or list(outputs)
+
+
+def predict_response(
+    spec: model_pb2.ModelSpec, aliases: list[str], results: Mapping[str, np.ndarray]
+) -> predict_pb2.PredictResponse:
+    """The PredictResponse for one request's rows (in a worker thread, as REST's JSON encoding)."""
+    response = predict_pb2.PredictResponse()
+    response.model_spec.CopyFrom(spec)
+    for alias in aliases:
+        _fill(response.outputs[alias], results[alias])
+    return response
+
+
+def _fill(proto: tensor_pb2.TensorProto, array: np.ndarray) -> None:
+    """``array`` as TF Serving writes an output: dtype, shape, and the values in the dtype's ``*_val`` field."""
+    dtype = tf.dtypes.as_dtype(array.dtype).as_datatype_enum if array.dtype != object else types_pb2.DT_STRING
+    field = _VALUE_FIELDS.get(dtype)
+    if field is None:  # a type without a plain value field (e.g. half): tensor_content, as make_tensor_proto writes
+        proto.CopyFrom(tf.make_tensor_proto(array))
+        return
+    proto.dtype = dtype
+    for size in array.shape:
+        proto.tensor_shape.dim.add(size=size)
+    getattr(proto, field).extend(array.ravel().tolist())
+
+
+def _response_spec(name: str, version: int, signature_name: str) -> model_pb2.ModelSpec:
+    spec = model_pb2.ModelSpec(name=name, signature_name=signature_name)
+    spec.version.value = version
+    return spec
+
+
+def _named_version(repository: ModelRepository, spec: model_pb2.ModelSpec) -> int | None:
+    """The version a ModelSpec names by number or label (``version_choice``), if any."""
+    choice = spec.WhichOneof("version_choice")
+    if choice == "version":
+        return spec.version.value
+    if choice == "version_label":
+        return repository.labelled(spec.name, spec.version_label)
+    return None
+
+
+def _choose(repository: ModelRepository, spec: model_pb2.ModelSpec, *, newest: bool = False) -> LoadedVersion:
+    """The version a request gets, as REST chooses it; ``newest``: an unnamed version means the newest (metadata)."""
+    version = _named_version(repository, spec)
+    if version is None and newest:
+        order = repository.snapshot.newest_first
+        version = order[0] if order else None
+    return repository.choose(spec.name, version)
+
+
+async def _abort(context: grpc.aio.ServicerContext, error: RequestError | GrpcError) -> NoReturn:
+    code = error.code if isinstance(error, GrpcError) else _CODES.get(error.status, grpc.StatusCode.INVALID_ARGUMENT)
+    await context.abort(code, str(error))
