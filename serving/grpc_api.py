@@ -236,13 +236,22 @@ def _input_values(key: str, proto: tensor_pb2.TensorProto, dtype: tf.DType) -> l
     if proto.dtype != dtype.as_datatype_enum:
         given = tf.dtypes.as_dtype(proto.dtype).name if proto.dtype in types_pb2.DataType.values() else proto.dtype
         raise RequestError(f"Expected input {key} to be {dtype.name} but {given} is provided")
+    shape = [dim.size for dim in proto.tensor_shape.dim]
+    if len(shape) != 1 or shape[0] < 1:
+        raise RequestError(f"input {key} must have shape [batch] with batch >= 1; got shape {shape}")
+    field = _VALUE_FIELDS.get(proto.dtype)
+    if not proto.tensor_content and field is not None:
+        # The values as the client wrote them (what tf.make_tensor_proto does for strings and short lists):
+        # read directly, about 10x faster than tf.make_ndarray, which costs more than the rest of a 1-row request.
+        values = list(getattr(proto, field))
+        if not 0 < len(values) <= shape[0]:
+            raise RequestError(f"tensor parsing error: {key}")
+        # TensorFlow's shorthand, kept: fewer values than the shape says repeat the last one.
+        return values + values[-1:] * (shape[0] - len(values))
     try:
-        array = tf.make_ndarray(proto)
+        return tf.make_ndarray(proto).tolist()
     except Exception:  # noqa: BLE001 - whatever numpy or TensorFlow make of a malformed tensor
         raise RequestError(f"tensor parsing error: {key}") from None
-    if array.ndim != 1 or not len(array):
-        raise RequestError(f"input {key} must have shape [batch] with batch >= 1; got shape {list(array.shape)}")
-    return array.tolist()
 
 
 def _output_aliases(requested: list[str], outputs: tuple[str, ...]) -> list[str]:
