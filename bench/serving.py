@@ -36,7 +36,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,28 @@ def _summary(latencies: list[float], elapsed: float) -> tuple[float, float, floa
     return len(ordered) / elapsed, statistics.median(ordered) * 1000, p99 * 1000
 
 
+async def _timed_level(callers: list[Callable[[], Awaitable[None]]], requests: int) -> tuple[float, float, float]:
+    """Each caller (one per concurrent client) sends its share of ``requests`` one after another, after a warm-up;
+    a caller raises on a wrong answer, which ends the bench. Returns req/s, p50 and p99 in ms."""
+    concurrency = len(callers)
+
+    async def worker(call: Callable[[], Awaitable[None]], count: int, latencies: list[float]) -> None:
+        for _ in range(count):
+            start = time.perf_counter()
+            await call()
+            latencies.append(time.perf_counter() - start)
+
+    async def run(total: int) -> tuple[list[float], float]:
+        latencies: list[float] = []
+        shares = [total // concurrency + (i < total % concurrency) for i in range(concurrency)]
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(call, share, latencies) for call, share in zip(callers, shares, strict=True)))
+        return latencies, time.perf_counter() - start
+
+    await run(max(concurrency * 2, 20))  # warm-up: connections opened, threads started
+    return _summary(*await run(requests))
+
+
 async def _http_level(url: str, body: bytes, concurrency: int, requests: int) -> tuple[float, float, float]:
     import httpx
 
@@ -74,24 +96,12 @@ async def _http_level(url: str, body: bytes, concurrency: int, requests: int) ->
     headers = {"content-type": "application/json"}
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
 
-        async def worker(count: int, latencies: list[float]) -> None:
-            for _ in range(count):
-                start = time.perf_counter()
-                answer = await client.post(f"/v1/models/{MODEL}:predict", content=body, headers=headers)
-                latencies.append(time.perf_counter() - start)
-                if answer.status_code != 200:
-                    raise RuntimeError(f"{answer.status_code}: {answer.text}")
+        async def call() -> None:
+            answer = await client.post(f"/v1/models/{MODEL}:predict", content=body, headers=headers)
+            if answer.status_code != 200:
+                raise RuntimeError(f"{answer.status_code}: {answer.text}")
 
-        async def run(total: int) -> tuple[list[float], float]:
-            latencies: list[float] = []
-            shares = [total // concurrency + (i < total % concurrency) for i in range(concurrency)]
-            start = time.perf_counter()
-            await asyncio.gather(*(worker(share, latencies) for share in shares))
-            return latencies, time.perf_counter() - start
-
-        await run(max(concurrency * 2, 20))  # warm-up: connections opened, threads started
-        latencies, elapsed = await run(requests)
-    return _summary(latencies, elapsed)
+        return await _timed_level([call] * concurrency, requests)
 
 
 class _Connection(asyncio.Protocol):
@@ -151,23 +161,15 @@ async def _raw_level(port: int, body: bytes, rows: int, concurrency: int, reques
     if status != 200 or len(json.loads(first)["predictions"]) != rows:
         raise RuntimeError(f"unexpected answer {status}: {first[:200]!r}")
 
-    async def worker(connection: _Connection, count: int, latencies: list[float]) -> None:
-        for _ in range(count):
-            start = time.perf_counter()
+    def caller(connection: _Connection) -> Callable[[], Awaitable[None]]:
+        async def call() -> None:
             status, answer = await connection.exchange(request)
-            latencies.append(time.perf_counter() - start)
             if status != 200:
                 raise RuntimeError(f"{status}: {answer[:200]!r}")
 
-    async def run(total: int) -> tuple[list[float], float]:
-        latencies: list[float] = []
-        shares = [total // concurrency + (i < total % concurrency) for i in range(concurrency)]
-        start = time.perf_counter()
-        await asyncio.gather(*(worker(c, share, latencies) for c, share in zip(connections, shares, strict=True)))
-        return latencies, time.perf_counter() - start
+        return call
 
-    await run(max(concurrency * 2, 20))  # warm-up
-    return _summary(*await run(requests))
+    return await _timed_level([caller(connection) for connection in connections], requests)
 
 
 def _predict_request(instances: list[dict[str, Any]], specs: dict[str, Any]) -> Any:
@@ -195,21 +197,10 @@ async def _grpc_level(
         if len(first.outputs["probabilities"].float_val) != rows:
             raise RuntimeError(f"unexpected answer: {first}")
 
-        async def worker(count: int, latencies: list[float]) -> None:
-            for _ in range(count):
-                start = time.perf_counter()
-                await stub.Predict(request, timeout=60)  # a failed call raises, which ends the bench
-                latencies.append(time.perf_counter() - start)
+        async def call() -> None:
+            await stub.Predict(request, timeout=60)  # a failed call raises, which ends the bench
 
-        async def run(total: int) -> tuple[list[float], float]:
-            latencies: list[float] = []
-            shares = [total // concurrency + (i < total % concurrency) for i in range(concurrency)]
-            start = time.perf_counter()
-            await asyncio.gather(*(worker(share, latencies) for share in shares))
-            return latencies, time.perf_counter() - start
-
-        await run(max(concurrency * 2, 20))  # warm-up
-        return _summary(*await run(requests))
+        return await _timed_level([call] * concurrency, requests)
 
 
 async def _hot_swap(

@@ -5,8 +5,13 @@ The fixtures that give these a model (the version the session's small run pushed
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import shutil
 import socket
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,3 +71,60 @@ def serving_app(repository: ModelRepository, **settings: Any) -> ServingApp:
 
 def grpc_target(app: ServingApp) -> str:
     return f"127.0.0.1:{app.settings.grpc_port}"
+
+
+# Answers a request once: (its status, the version that answered or "").
+Call = Callable[[], tuple[str, str]]
+
+
+@dataclasses.dataclass
+class SwapUnderLoad:
+    """What ``swap_under_load`` saw: every answer (time, status, version), the old version and the switch time."""
+
+    outcomes: list[tuple[float, str, str]]
+    first: int
+    switched: float
+
+    def assert_no_request_failed(self, ok: str) -> None:
+        """Every answer ``ok``, both versions answered, and only the new one from half a second after the switch."""
+        assert len(self.outcomes) > 20
+        assert {status for _, status, _ in self.outcomes} == {ok}
+        assert {version for _, _, version in self.outcomes} == {str(self.first), str(self.first + 1)}
+        assert all(version == str(self.first + 1) for at, _, version in self.outcomes if at > self.switched + 0.5)
+
+
+def swap_under_load(
+    repository: ModelRepository, open_caller: Callable[[], contextlib.AbstractContextManager[Call]]
+) -> SwapUnderLoad:
+    """Four clients call the server without pause while a copy of its one version is pushed as the next version.
+
+    Args:
+        repository: the served repository, polling its directory, holding one version.
+        open_caller: opens one client (a connection, a channel) and gives its ``Call``; one per client thread.
+    """
+    (first,) = repository.snapshot.newest_first
+    outcomes: list[tuple[float, str, str]] = []
+    stop = threading.Event()
+
+    def stream() -> None:
+        with open_caller() as call:
+            while not stop.is_set():
+                outcomes.append((time.monotonic(), *call()))
+
+    streams = [threading.Thread(target=stream) for _ in range(4)]
+    try:
+        for thread in streams:
+            thread.start()
+        time.sleep(1.0)
+        push_copy(repository.base_dir / str(first), first + 1)
+        deadline = time.monotonic() + 60
+        while repository.snapshot.newest_first != [first + 1]:
+            assert time.monotonic() < deadline, "the new version was not picked up"
+            time.sleep(0.1)
+        switched = time.monotonic()
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for thread in streams:
+            thread.join()
+    return SwapUnderLoad(outcomes, first, switched)

@@ -28,7 +28,7 @@ import httpx
 import numpy as np
 import pytest
 import tensorflow as tf
-from served_model import MODEL, free_port, own_output, push_copy, serving_app, typed_instance
+from served_model import MODEL, Call, free_port, own_output, push_copy, serving_app, swap_under_load, typed_instance
 from taxi_rows import read_rows, serialized_example
 
 from cli import main as cli
@@ -348,41 +348,25 @@ def own_serving_dir(pushed, tmp_path_factory) -> Path:
 
 
 def test_new_version_is_picked_up_without_a_failed_request(own_serving_dir, instances):
-    first = int(next(own_serving_dir.iterdir()).name)
     repository = ModelRepository(own_serving_dir, MODEL, poll_seconds=0.2, canary=0)
     repository.refresh()
     running = serve_in_background(serving_app(repository))
-    outcomes: list[tuple[float, int, str]] = []
-    stop = threading.Event()
 
-    def stream() -> None:
+    @contextlib.contextmanager
+    def open_caller() -> Iterator[Call]:
         with httpx.Client(base_url=running.url, timeout=30) as client:
-            while not stop.is_set():
+
+            def call() -> tuple[str, str]:
                 answer = client.post(f"/v1/models/{MODEL}:predict", json={"instances": instances[:4]})
-                outcomes.append((time.monotonic(), answer.status_code, answer.headers.get(VERSION_HEADER, "")))
+                return str(answer.status_code), answer.headers.get(VERSION_HEADER, "")
 
-    streams = [threading.Thread(target=stream) for _ in range(4)]
+            yield call
+
     try:
-        for thread in streams:
-            thread.start()
-        time.sleep(1.0)
-        push_copy(own_serving_dir / str(first), first + 1)
-        deadline = time.monotonic() + 60
-        while [s["version"] for s in repository.status(MODEL)["model_version_status"]] != [str(first + 1)]:
-            assert time.monotonic() < deadline, "the new version was not picked up"
-            time.sleep(0.1)
-        switched = time.monotonic()
-        time.sleep(1.0)
+        swap = swap_under_load(repository, open_caller)
     finally:
-        stop.set()
-        for thread in streams:
-            thread.join()
         running.stop()
-
-    assert len(outcomes) > 20
-    assert all(status == 200 for _, status, _ in outcomes), {status for _, status, _ in outcomes}
-    assert {version for _, _, version in outcomes} == {str(first), str(first + 1)}
-    assert all(version == str(first + 1) for at, _, version in outcomes if at > switched + 0.5)
+    swap.assert_no_request_failed(ok="200")
 
 
 def test_canary_sends_its_share_to_the_newest_version(own_serving_dir, instances):
