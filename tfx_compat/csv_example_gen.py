@@ -8,6 +8,8 @@ skips each file's first line as a whole (mark included) and joins quoted values 
 by tfx_bsl's ``ParseCSVLine`` and typed by its ``ColumnTypeInferrer``, and ``_ParsedCsvToTfExample`` makes the
 examples, as in ``csv_example_gen.executor._CsvToExample.expand``, with one change: the column types are inferred
 before the Beam job (``infer_column_types``), not inside it, so Beam streams the rows instead of holding them all.
+And the splits are written by ``tfx_compat.shuffled_shards`` (shuffled, in bounded memory, in several files) instead
+of TFX's ``WriteSplit``, whose Reshuffle held every example in memory (3.2 GB of 4.0 at 1.5 million trips).
 
 The pipeline hands ``Executor`` to a ``FileBasedExampleGen`` through ``custom_executor_spec`` (TFX's documented
 way to give an ExampleGen another executor; TFX 1.16's ``CsvExampleGen`` takes no executor spec). Steps name the
