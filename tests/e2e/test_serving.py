@@ -531,6 +531,13 @@ def test_serve_rejects_options_out_of_range(serving_home, capsys, option, value)
         ServerSettings(**{option.removeprefix("--").replace("-", "_"): float(value)})
 
 
+@pytest.mark.parametrize("value", ["stable", "stable=", "=3", "stable=v3"])
+def test_serve_refuses_a_label_that_is_not_label_equals_version(serving_home, capsys, value):
+    assert cli.main(["serve", "--home", str(serving_home), "--label", value]) == cli.EXIT_USAGE
+    error = capsys.readouterr().err
+    assert "Invalid value for '--label'" in error and "is not LABEL=VERSION" in error
+
+
 def test_serve_help_loads_neither_tensorflow_nor_the_web_stack():
     code = (
         "import sys, contextlib, io\n"
