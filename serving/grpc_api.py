@@ -234,8 +234,7 @@ def prepare_tensors(model: LoadedVersion, request: predict_pb2.PredictRequest) -
 def _input_values(key: str, proto: tensor_pb2.TensorProto, dtype: tf.DType) -> list[Any]:
     """One input's values as a list (bytes for strings); INVALID_ARGUMENT for a wrong type or shape."""
     if proto.dtype != dtype.as_datatype_enum:
-        given = tf.dtypes.as_dtype(proto.dtype).name if proto.dtype in types_pb2.DataType.values() else proto.dtype
-        raise RequestError(f"Expected input {key} to be {dtype.name} but {given} is provided")
+        raise RequestError(f"Expected input {key} to be {dtype.name} but {_dtype_name(proto.dtype)} is provided")
     shape = [dim.size for dim in proto.tensor_shape.dim]
     if len(shape) != 1 or shape[0] < 1:
         raise RequestError(f"input {key} must have shape [batch] with batch >= 1; got shape {shape}")
@@ -252,6 +251,15 @@ def _input_values(key: str, proto: tensor_pb2.TensorProto, dtype: tf.DType) -> l
         return tf.make_ndarray(proto).tolist()
     except Exception:  # noqa: BLE001 - whatever numpy or TensorFlow make of a malformed tensor
         raise RequestError(f"tensor parsing error: {key}") from None
+
+
+def _dtype_name(datatype: int) -> str:
+    """``float64`` for DT_DOUBLE, as TensorFlow names dtypes; the enum's own name for one without a TF dtype
+    (DT_INVALID: a tensor whose dtype the client never set)."""
+    try:
+        return tf.dtypes.as_dtype(datatype).name
+    except TypeError:
+        return types_pb2.DataType.Name(datatype) if datatype in types_pb2.DataType.values() else str(datatype)
 
 
 def _output_aliases(requested: list[str], outputs: tuple[str, ...]) -> list[str]:

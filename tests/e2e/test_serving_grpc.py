@@ -199,6 +199,8 @@ def _bad_predictions(saved_model: Any, instances: list[dict[str, Any]]) -> list[
          "input tensor alias not found in signature: fares."),
         ("int32 for int64", changed(as_int32), invalid,
          "Expected input trip_start_hour to be int64 but int32 is provided"),
+        ("no dtype", changed(lambda r: r.inputs["fare"].ClearField("dtype")), invalid,
+         "Expected input fare to be float32 but DT_INVALID is provided"),
         ("matrix for [batch]", changed(as_matrix), invalid, "input fare must have shape [batch]"),
         ("unknown output", changed(lambda r: r.output_filter.append("logits")), invalid,
          "output tensor alias not found in signature: logits"),
