@@ -125,24 +125,30 @@ class SchemaSection(_Section):
     path: str = "{project}/schema/schema.pbtxt"
 
 
+def _at_least(bound: float, error: str, message: str) -> Any:
+    """A field validator refusing values below ``bound`` with ``message`` (``{value}`` is the value given).
+
+    One rule for every lower bound of the config, each with its own message: pydantic's ``Field(ge=...)`` would
+    say only "Input should be greater than or equal to 1", without what the bound means.
+    """
+
+    def check(cls: type, value: Any) -> Any:
+        if value < bound:
+            raise PydanticCustomError(error, message, {"value": value})
+        return value
+
+    return classmethod(check)
+
+
 class _StepsSection(_Section):
     """Step counts that TFX would only reject (or read as "unset") inside a running Trainer, checked up front."""
 
-    @field_validator("train_steps", check_fields=False)
-    @classmethod
-    def _at_least_one_step(cls, steps: int) -> int:
-        if steps < 1:
-            raise PydanticCustomError("too_few_steps", "expected at least 1, got {steps}", {"steps": steps})
-        return steps
-
-    @field_validator("eval_steps", check_fields=False)
-    @classmethod
-    def _no_negative_eval_steps(cls, steps: int) -> int:
-        if steps < 0:
-            raise PydanticCustomError(
-                "negative_steps", "expected 0 (the whole eval split) or more, got {steps}", {"steps": steps}
-            )
-        return steps
+    _at_least_one_step = field_validator("train_steps", check_fields=False)(
+        _at_least(1, "too_few_steps", "expected at least 1, got {value}")
+    )
+    _no_negative_eval_steps = field_validator("eval_steps", check_fields=False)(
+        _at_least(0, "negative_steps", "expected 0 (the whole eval split) or more, got {value}")
+    )
 
 
 class TrainingSection(_StepsSection):
@@ -160,14 +166,9 @@ class TrainingSection(_StepsSection):
     # = 4,688 steps. Counting reads the split once (docs/ARCHITECTURE.md has the cost).
     epochs: float = 0.0
 
-    @field_validator("epochs")
-    @classmethod
-    def _no_negative_epochs(cls, epochs: float) -> float:
-        if epochs < 0:
-            raise PydanticCustomError(
-                "negative_epochs", "expected 0 (train_steps decides) or more, got {epochs}", {"epochs": epochs}
-            )
-        return epochs
+    _no_negative_epochs = field_validator("epochs")(
+        _at_least(0, "negative_epochs", "expected 0 (train_steps decides) or more, got {value}")
+    )
 
 
 class CandidatesSection(_Section):
@@ -303,21 +304,12 @@ class AirflowSection(_Section):
     # branches run side by side up to this. Airflow's core.parallelism and the workers' slots cap it too.
     parallelism: int = 4
 
-    @field_validator("retries", "retry_delay_minutes")
-    @classmethod
-    def _not_negative(cls, value: int) -> int:
-        if value < 0:
-            raise PydanticCustomError("negative", "expected 0 or more, got {value}", {"value": value})
-        return value
-
-    @field_validator("parallelism")
-    @classmethod
-    def _at_least_one_task(cls, value: int) -> int:
-        if value < 1:
-            raise PydanticCustomError(
-                "no_parallelism", "expected at least 1 task at a time, got {value}", {"value": value}
-            )
-        return value
+    _not_negative = field_validator("retries", "retry_delay_minutes")(
+        _at_least(0, "negative", "expected 0 or more, got {value}")
+    )
+    _at_least_one_task = field_validator("parallelism")(
+        _at_least(1, "no_parallelism", "expected at least 1 task at a time, got {value}")
+    )
 
 
 # The profile's [schema] table is ``config.schema``; as a field name it hides BaseModel's deprecated ``schema()``
