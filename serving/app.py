@@ -110,7 +110,7 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
 
     async def metadata(request: Request) -> JSONResponse:
         name, version = _model_and_version(request.path_params, repository)
-        chosen = repository.choose(name, _newest(repository) if version is None else version)
+        chosen = repository.choose(name, repository.newest() if version is None else version)
         return JSONResponse(_metadata(chosen, name))
 
     routes = [
@@ -275,11 +275,6 @@ def _model_and_version(path_params: Mapping[str, str | None], repository: ModelR
     if version is not None and not version.isdigit():
         raise RequestError(f"model version must be a non-negative integer, got {version!r}")
     return name, None if version is None else int(version)
-
-
-def _newest(repository: ModelRepository) -> int | None:
-    order = repository.snapshot.newest_first
-    return order[0] if order else None
 
 
 def _metadata(model: LoadedVersion, name: str) -> dict[str, Any]:

@@ -137,7 +137,7 @@ class Prepared:
     signature: Signature
     columns: Mapping[str, list[Any]]  # input name -> one value per row, of the input's Python type
     rows: int
-    form: str  # "instances" (answer "predictions") or "inputs" (answer "outputs")
+    form: str  # REST: "instances" (answer "predictions") or "inputs" (answer "outputs"); gRPC: "tensors"
 
 
 def prepare(signatures: Mapping[str, Signature], request: Any) -> Prepared:

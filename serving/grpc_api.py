@@ -321,8 +321,7 @@ def _choose(repository: ModelRepository, spec: model_pb2.ModelSpec, *, newest: b
     """The version a request gets, as REST chooses it; ``newest``: an unnamed version means the newest (metadata)."""
     version = _named_version(repository, spec)
     if version is None and newest:
-        order = repository.snapshot.newest_first
-        version = order[0] if order else None
+        version = repository.newest()
     return repository.choose(spec.name, version)
 
 

@@ -222,6 +222,11 @@ class ModelRepository:
             return snapshot.versions[order[1]]
         return snapshot.versions[order[0]]
 
+    def newest(self) -> int | None:
+        """The newest loaded version, which metadata requests that name no version describe (TF Serving's rule)."""
+        order = self._snapshot.newest_first
+        return order[0] if order else None
+
     def _serving(self, snapshot: Snapshot) -> list[int]:
         """The versions that answer requests naming no version, newest first: the newest, and the previous one
         under a canary; a version loaded only because a label is pinned to it is not among them."""
