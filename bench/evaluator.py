@@ -1,11 +1,18 @@
-"""Benchmark: one Evaluator, TFMA's stock metric combiners against ``pipeline.binary_metrics``, on a finished run.
+"""Benchmark: one Evaluator, TFMA's stock extractors and combiners against the pipeline's, on a finished run.
 
 Runs TFX's own Evaluator executor (TFMA on in-process Beam, as in the local run) on the artifacts a local run left
 in its pipeline root: the ExampleGen examples (eval split), one Trainer's model as the candidate and another's as
-the baseline (so the change thresholds and diff metrics are computed too), the validated schema. Each
-configuration runs ``--repeat`` times, alternating, in this one process (the first run of all also pays for
-loading TensorFlow's kernels, so look at the later figures). Then every metric and plot of every slice is compared
-between the two configurations (``--tolerance``, absolute or relative) and so is the blessing.
+the baseline (so the change thresholds and diff metrics are computed too), the validated schema. Three
+configurations:
+
+- TFMA stock: TFMA's own extractors and metric classes (what the pipeline's metrics stand for);
+- one-pass: ``pipeline.binary_metrics`` (one combiner for every metric), TFMA's own extractors;
+- as the pipeline runs: one-pass, and the Evaluator's ``module_path`` set to ``pipeline.evaluator_udfs`` (each
+  batch split by slice key instead of unbatched, the models' signatures called by keyword).
+
+Each runs ``--repeat`` times, alternating, in this one process (the first run of all also pays for loading
+TensorFlow's kernels, so look at the later figures). Then every metric and plot of every slice of each is
+compared with TFMA stock's (``--tolerance``, absolute or relative) and so is the blessing.
 
     python -m bench.evaluator --root /tmp/scale-keep/ours_150k/pipeline_root
 
@@ -71,8 +78,11 @@ def stock_config(one_pass_config: Any) -> Any:
     return config
 
 
-def run_evaluator(root: Path, candidate: str, baseline: str, eval_config: Any, output: Path) -> float:
-    """Seconds TFX's Evaluator executor took for ``eval_config``; its outputs go under ``output``."""
+def run_evaluator(
+    root: Path, candidate: str, baseline: str, eval_config: Any, output: Path, module_path: str | None = None
+) -> float:
+    """Seconds TFX's Evaluator executor took for ``eval_config`` (and the Evaluator's ``module_path``, if any);
+    its outputs go under ``output``."""
     from google.protobuf import json_format
     from tfx.components.evaluator import executor
     from tfx.dsl.components.base import base_beam_executor
@@ -103,6 +113,8 @@ def run_evaluator(root: Path, candidate: str, baseline: str, eval_config: Any, o
         standard_component_specs.EXAMPLE_SPLITS_KEY: "null",
         standard_component_specs.FAIRNESS_INDICATOR_THRESHOLDS_KEY: "null",
     }
+    if module_path:
+        properties[standard_component_specs.MODULE_PATH_KEY] = module_path
     context = base_beam_executor.BaseBeamExecutor.Context(tmp_dir=str(output / "tmp"), unique_id="bench")
     started = time.perf_counter()
     executor.Executor(context).Do(inputs, outputs, properties)
@@ -144,7 +156,7 @@ def results(evaluation: Path) -> dict[str, Any]:
 def compare(stock: dict[str, Any], one_pass: dict[str, Any], tolerance: float) -> tuple[list[str], float, int]:
     """Differences beyond ``tolerance`` (as text), the largest absolute difference, and how many numbers matched."""
     problems = [f"only in TFMA's: {key}" for key in sorted(set(stock) - set(one_pass))]
-    problems += [f"only in one-pass: {key}" for key in sorted(set(one_pass) - set(stock))]
+    problems += [f"only in ours: {key}" for key in sorted(set(one_pass) - set(stock))]
     largest = 0.0
     numbers = 0
     for key in sorted(set(stock) & set(one_pass)):
@@ -153,9 +165,9 @@ def compare(stock: dict[str, Any], one_pass: dict[str, Any], tolerance: float) -
             numbers += 1
             largest = max(largest, abs(a - b))
             if not math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance):
-                problems.append(f"{key}: TFMA {a!r}, one-pass {b!r}")
+                problems.append(f"{key}: TFMA {a!r}, ours {b!r}")
         elif a != b:
-            problems.append(f"{key}: TFMA {a!r}, one-pass {b!r}")
+            problems.append(f"{key}: TFMA {a!r}, ours {b!r}")
     return problems, largest, numbers
 
 
@@ -169,39 +181,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="write the Evaluator outputs here (default: a temporary folder)")
     args = parser.parse_args(argv)
 
+    from pipeline import evaluator_udfs
     from pipeline.config import load_config
     from pipeline.evaluation import eval_config
 
     one_pass = eval_config(load_config())
-    configurations = {"TFMA stock combiners": stock_config(one_pass), "one-pass (binary_metrics)": one_pass}
+    # name: (eval config, the Evaluator's module_path)
+    configurations = {
+        "TFMA stock": (stock_config(one_pass), None),
+        "one-pass": (one_pass, None),
+        "as the pipeline runs": (one_pass, evaluator_udfs.__name__),
+    }
     seconds: dict[str, list[float]] = {name: [] for name in configurations}
-    outputs: dict[str, Path] = {}
+    values: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-evaluator-") as temporary:
         work = args.keep or Path(temporary)
         for attempt in range(args.repeat):
-            for index, (name, config) in enumerate(configurations.items()):
+            for index, (name, (config, module_path)) in enumerate(configurations.items()):
                 output = work / f"{attempt}-{index}"
-                seconds[name].append(run_evaluator(args.root, args.candidate, args.baseline, config, output))
-                outputs[name] = output / "evaluation"
+                seconds[name].append(
+                    run_evaluator(args.root, args.candidate, args.baseline, config, output, module_path)
+                )
+                values[name] = results(output / "evaluation")
                 print(f"  {name}, run {attempt + 1}: {seconds[name][-1]:.1f} s", flush=True)
-        stock_values, one_pass_values = (results(outputs[name]) for name in configurations)
-    problems, largest, numbers = compare(stock_values, one_pass_values, args.tolerance)
 
     print(f"\nEvaluator on {args.root} (candidate {args.candidate}, baseline {args.baseline}), seconds per run:")
-    for name, figures in seconds.items():
-        print(f"  {name:28} {'  '.join(f'{s:6.1f}' for s in figures)}   best {min(figures):.1f}")
     best = {name: min(figures) for name, figures in seconds.items()}
-    stock_best, one_pass_best = best.values()
-    print(f"  speed-up (best against best): {stock_best / one_pass_best:.2f}x")
-    print(
-        f"\n{numbers} numbers compared, largest absolute difference {largest:.3g}, blessing "
-        f"{'the same' if stock_values['validation_ok'] == one_pass_values['validation_ok'] else 'DIFFERENT'}"
-    )
-    for problem in problems[:20]:
-        print(f"  DIFFERENT {problem}")
-    if len(problems) > 20:
-        print(f"  ... and {len(problems) - 20} more")
-    return 1 if problems else 0
+    stock_name = next(iter(configurations))
+    for name, figures in seconds.items():
+        speed_up = best[stock_name] / best[name]
+        print(f"  {name:20} {'  '.join(f'{s:6.1f}' for s in figures)}   best {best[name]:.1f}  ({speed_up:.2f}x)")
+    failed = False
+    for name in list(configurations)[1:]:
+        problems, largest, numbers = compare(values[stock_name], values[name], args.tolerance)
+        same_blessing = values[stock_name]["validation_ok"] == values[name]["validation_ok"]
+        print(
+            f"\n{name} against {stock_name}: {numbers} numbers compared, largest absolute difference "
+            f"{largest:.3g}, blessing {'the same' if same_blessing else 'DIFFERENT'}"
+        )
+        for problem in problems[:20]:
+            print(f"  DIFFERENT {problem}")
+        if len(problems) > 20:
+            print(f"  ... and {len(problems) - 20} more")
+        failed = failed or bool(problems) or not same_blessing
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -16,6 +16,11 @@ level of float rounding; ``bench/evaluator.py`` compares every metric and plot w
 Combiners this module does not know, or settings it does not handle (class weights, top-k, example ids), are left
 as TFMA made them, so the results never depend on this module guessing.
 
+Batches: the combiner also reads an extract that holds several examples of one slice at once (``BATCH_ROWS_KEY``
+says how many), as ``pipeline/evaluator_udfs.py`` makes them, and then counts the examples itself (TFMA's
+``ExampleCount`` counts extracts). Only this combiner reads such extracts: ``reads_batches`` tells the extractors
+whether a computation is one of its.
+
 Memory: the arrays hold 24 bytes per eval example, model and slice the example falls in (~45 MB for 300,000 eval
 rows, two models and three slices each), instead of TFMA's fixed-size histograms.
 
@@ -37,13 +42,19 @@ from tensorflow_model_analysis.metrics import (
     binary_confusion_matrices,
     calibration,
     calibration_histogram,
+    example_count,
     metric_types,
     metric_util,
 )
+from tensorflow_model_analysis.utils import util
 
 # TFMA keys the thresholds of a MetricConfig by the metric's name, so this class is named after the one metric the
 # pipeline gates on: a threshold given on it applies to its AUC.
 NAME = "auc"
+
+# The key of an extract that holds this many examples of one slice (labels, predictions and weights with a row
+# each) rather than one example; absent from TFMA's own per-example extracts.
+BATCH_ROWS_KEY = "_batch_rows"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,6 +184,18 @@ class _MatricesOutput(_Output):
         return {self._key: self._matrices.extract_output(accumulator)}
 
 
+class _CountOutput:
+    """``example_count._ExampleCountCombiner`` without example weights: how many examples the slice holds."""
+
+    model = None
+
+    def __init__(self, combiner: Any) -> None:
+        self._keys = list(combiner._keys)
+
+    def count(self, examples: float) -> dict[Any, Any]:
+        return {key: examples for key in self._keys}
+
+
 class _TotalsOutput(_Output):
     """``calibration._WeightedLabelsPredictionsExamplesCombiner``: weighted totals for the Calibration metric."""
 
@@ -196,8 +219,11 @@ def _plain_binary(combiner: Any) -> bool:
     )
 
 
-def _output_for(combiner: Any) -> _Output | None:
+def _output_for(combiner: Any) -> _Output | _CountOutput | None:
     """The replacement for a TFMA combiner, or None where this module leaves it to TFMA."""
+    if isinstance(combiner, example_count._ExampleCountCombiner):
+        # It adds 1 per extract, or the example weights: only the unweighted count is the number of examples.
+        return None if combiner._example_weighted else _CountOutput(combiner)
     if not _plain_binary(combiner):
         return None
     if isinstance(combiner, calibration_histogram._CalibrationHistogramCombiner):
@@ -214,12 +240,12 @@ def _output_for(combiner: Any) -> _Output | None:
 
 
 def _plain_values(
-    element: metric_types.StandardMetricInputs, model: _Model, label_keys: frozenset[str]
-) -> tuple[float, float] | None:
-    """(label, prediction) of an unweighted example with one of each, else None (TFMA's function decides).
+    element: metric_types.StandardMetricInputs, model: _Model, label_keys: frozenset[str], rows: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Labels and predictions, one of each per example, of ``rows`` unweighted examples; else None (TFMA decides).
 
-    The common case, read directly: ``to_label_prediction_example_weight`` gives the same pair for it but costs
-    ~130 us per call (it defines a class on every call), which made it most of an Evaluator's time.
+    The common case, read directly: ``to_label_prediction_example_weight`` gives the same pairs for it but costs
+    ~130 us per example (it defines a class on every call), which made it most of an Evaluator's time.
     """
     if element.example_weights is not None or model.output_name:
         return None
@@ -236,54 +262,68 @@ def _plain_values(
         predictions = predictions.get(model.model_name)
     if type(labels) is not np.ndarray or type(predictions) is not np.ndarray:
         return None
-    if labels.size != 1 or predictions.size != 1 or labels.dtype.kind not in "biuf" or predictions.dtype.kind != "f":
+    if labels.size != rows or predictions.size != rows or labels.dtype.kind not in "biuf":
         return None
-    return float(labels.flat[0]), float(predictions.flat[0])
+    if predictions.dtype.kind != "f" or labels.ndim > 2 or predictions.ndim > 2:
+        return None
+    return labels.reshape(-1), predictions.reshape(-1)
 
 
 @dataclasses.dataclass
 class _Accumulator:
     values: dict[_Model, _Values]
+    examples: float = 0.0
 
 
 class _OnePassCombiner(beam.CombineFn):
     """Converts each example once per model and makes every replaced combiner's output from the arrays."""
 
-    def __init__(self, eval_config: tfma.EvalConfig | None, outputs: Sequence[_Output]) -> None:
+    def __init__(self, eval_config: tfma.EvalConfig | None, outputs: Sequence[_Output | _CountOutput]) -> None:
         self._eval_config = eval_config
-        self._outputs = list(outputs)
-        self._models = sorted({output.model for output in outputs}, key=lambda m: (m.model_name, m.output_name))
+        self._outputs = [output for output in outputs if isinstance(output, _Output)]
+        self._counts = [output for output in outputs if isinstance(output, _CountOutput)]
+        self._models = sorted({output.model for output in self._outputs}, key=lambda m: (m.model_name, m.output_name))
         self._label_keys = frozenset(spec.label_key for spec in (eval_config.model_specs if eval_config else ()))
 
     def create_accumulator(self) -> _Accumulator:
         return _Accumulator({model: _Values() for model in self._models})
 
     def add_input(self, accumulator: _Accumulator, element: metric_types.StandardMetricInputs) -> _Accumulator:
+        rows = element.get(BATCH_ROWS_KEY)
+        accumulator.examples += 1 if rows is None else rows
         for model in self._models:
             values = accumulator.values[model]
-            plain = _plain_values(element, model, self._label_keys)
+            plain = _plain_values(element, model, self._label_keys, 1 if rows is None else rows)
             if plain is not None:
-                values.labels.append(plain[0])
-                values.predictions.append(plain[1])
-                values.weights.append(1.0)
-                continue
-            for label, prediction, weight in metric_util.to_label_prediction_example_weight(
-                element,
-                eval_config=self._eval_config,
-                model_name=model.model_name,
-                output_name=model.output_name,
-                flatten=True,
-                example_weighted=True,
-            ):
-                values.labels.append(float(label))
-                values.predictions.append(float(prediction))
-                values.weights.append(float(weight))
+                values.labels.frombytes(plain[0].astype(np.float64).tobytes())
+                values.predictions.frombytes(plain[1].astype(np.float64).tobytes())
+                values.weights.frombytes(np.ones(plain[0].size).tobytes())
+            elif rows is None:
+                self._add_converted(values, element, model)
+            else:  # a batch TFMA's function must convert: one example at a time, as TFMA would have unbatched it
+                batch = {key: value for key, value in element.items() if key != BATCH_ROWS_KEY}
+                for example in util.split_extracts(batch):
+                    self._add_converted(values, metric_types.StandardMetricInputs(example), model)
         return accumulator
+
+    def _add_converted(self, values: _Values, element: metric_types.StandardMetricInputs, model: _Model) -> None:
+        for label, prediction, weight in metric_util.to_label_prediction_example_weight(
+            element,
+            eval_config=self._eval_config,
+            model_name=model.model_name,
+            output_name=model.output_name,
+            flatten=True,
+            example_weighted=True,
+        ):
+            values.labels.append(float(label))
+            values.predictions.append(float(prediction))
+            values.weights.append(float(weight))
 
     def merge_accumulators(self, accumulators: Iterable[_Accumulator]) -> _Accumulator:
         accumulators = iter(accumulators)
         result = next(accumulators)
         for accumulator in accumulators:
+            result.examples += accumulator.examples
             for model, values in accumulator.values.items():
                 result.values[model].extend(values)
         return result
@@ -291,9 +331,16 @@ class _OnePassCombiner(beam.CombineFn):
     def extract_output(self, accumulator: _Accumulator) -> dict[Any, Any]:
         arrays = {model: values.as_numpy() for model, values in accumulator.values.items()}
         result: dict[Any, Any] = {}
+        for count in self._counts:
+            result.update(count.count(accumulator.examples))
         for output in self._outputs:
             result.update(output.output(*arrays[output.model]))
         return result
+
+
+def reads_batches(computation: metric_types.MetricComputation) -> bool:
+    """Whether a computation's combiner reads extracts of several examples (``BATCH_ROWS_KEY``) correctly."""
+    return isinstance(computation.combiner, _OnePassCombiner)
 
 
 def stock_metrics(auc_thresholds: int, calibration_buckets: int) -> list[tfma.metrics.Metric]:
@@ -351,7 +398,9 @@ def _one_pass_computations(
         return combined + others
     one_pass = metric_types.MetricComputation(
         keys=[key for computation, output in replaced if output is not None for key in computation.keys],
-        preprocessors=None,
+        # The labels, predictions and example weights, as TFMA gives every combiner, and the batch's size where
+        # an extract holds several examples.
+        preprocessors=[metric_types.StandardMetricInputsPreprocessor(include_filter={BATCH_ROWS_KEY: {}})],
         combiner=_OnePassCombiner(eval_config, outputs),
     )
     # Combiner computations first: derived computations read their outputs.

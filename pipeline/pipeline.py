@@ -32,7 +32,7 @@ from tfx.types.standard_artifacts import Model, ModelBlessing
 from tfx.utils import proto_utils
 
 from models.candidates import CANDIDATES
-from pipeline import names, platforms
+from pipeline import evaluator_udfs, names, platforms
 from pipeline.components.curated_schema import CuratedSchemaGen
 from pipeline.components.model_selection import CandidateChannels, ModelSelector
 from pipeline.components.validation_gate import ValidationGate
@@ -178,6 +178,8 @@ def create_pipeline(
             baseline_model=baseline_resolver.outputs["model"],
             schema=validated_schema,
             eval_config=evaluation_settings,
+            # TFMA's extractors with each batch split by slice key rather than unbatched (the module says when).
+            module_path=evaluator_udfs.__name__,
         ).with_id(names.evaluator(name))
         per_candidate += [*([tuner] if tuner else []), trainer, evaluator]
         candidates[name] = CandidateChannels(
