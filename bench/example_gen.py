@@ -2,8 +2,8 @@
 
 Each executor runs in its own process (TFX's executor ``Do``, in-process Beam, our 4:1 train/eval hash split,
 GZIP TFRecords), timed from the call to its return; the parent reads the child's peak RSS from ``wait4``. Then
-both outputs are compared split by split: the same serialized examples, in any order (ExampleGen assigns a split by
-a hash of each example, so the same examples land in the same splits).
+both outputs are compared split by split: the same examples, in any order (ExampleGen assigns a split by a hash of
+each example, so the same examples land in the same splits), each compared as its deterministic serialization.
 
     python -m bench.example_gen --csv /tmp/taxi-scale-data/1.5M/taxi.csv
 
@@ -67,14 +67,18 @@ def run_executor(kind: str, csv: Path, output: Path) -> float:
 
 
 def split_digests(examples: Path) -> dict[str, list[str]]:
-    """Per split, the sorted SHA-1s of its serialized examples."""
+    """Per split, the sorted SHA-1s of its examples, each serialized deterministically (ours writes them so, TFX's
+    executor in protobuf's map order: the same messages, other bytes)."""
     import tensorflow as tf
 
     result = {}
     for split in sorted(examples.glob("Split-*")):
         files = sorted(str(path) for path in split.glob("*.gz"))
         records = tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator()
-        result[split.name] = sorted(hashlib.sha1(record).hexdigest() for record in records)
+        result[split.name] = sorted(
+            hashlib.sha1(tf.train.Example.FromString(record).SerializeToString(deterministic=True)).hexdigest()
+            for record in records
+        )
     return result
 
 

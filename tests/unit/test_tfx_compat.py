@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,8 +125,18 @@ def test_csv_example_gens_expand_does_only_what_our_copy_repeats():
     assert "_ = file.readline()" in inspect.getsource(csv_executor._ReadCsvRecordsFromTextFile.process)
 
 
+def _deterministic(example: bytes | Any) -> bytes:
+    """A tf.Example (message or bytes) serialized deterministically: equal bytes for equal messages."""
+    import tensorflow as tf
+
+    if isinstance(example, bytes):
+        example = tf.train.Example.FromString(example)
+    return example.SerializeToString(deterministic=True)
+
+
 def _examples_of(transform: type, input_base: Path, output: Path) -> list[bytes]:
-    """The serialized tf.Examples an ExampleGen PTransform makes of the CSV files in ``input_base``, sorted."""
+    """The tf.Examples an ExampleGen PTransform makes of the CSV files in ``input_base``, serialized
+    deterministically, sorted."""
     import apache_beam as beam
     import tensorflow as tf
 
@@ -133,7 +144,7 @@ def _examples_of(transform: type, input_base: Path, output: Path) -> list[bytes]
         _ = (
             pipeline
             | transform({"input_base": str(input_base)}, "*")
-            | beam.Map(lambda example: example.SerializeToString())
+            | beam.Map(_deterministic)
             | beam.io.WriteToTFRecord(str(output), shard_name_template="")
         )
     return sorted(record.numpy() for record in tf.data.TFRecordDataset(str(output)))
@@ -164,6 +175,98 @@ def test_csv_example_gen_reads_a_byte_order_mark_file_as_tfx_reads_the_file_with
     # TFX's own executor on the Excel file: the mark ends up in the first column's name.
     theirs = _examples_of(csv_executor._CsvToExample, tmp_path / "excel", tmp_path / "theirs.tfrecord")
     assert "\ufeffpickup_community_area" in tf.train.Example.FromString(theirs[0]).features.feature
+
+
+AWKWARD_ROWS = [
+    # int, float, string, untyped (always empty), int
+    [b"0", b"0", b"a", b"", b"-1"],
+    [b"9223372036854775807", b"-0.0", "Ünïcødé \u2603".encode(), b"", b"-9223372036854775808"],
+    [b" 12 ", b"1e40", b"x" * 300, b"", b"+7"],  # int() takes spaces and signs; 1e40 is beyond float32
+    [b"", b"nan", b"", b"", b"127"],  # empty cells: empty value lists
+    [b"128", b"-inf", b"comma, inside", b"", b"1_000"],
+    [b"16384", b"1e-50", b"\x00\x01", b"", b"300"],
+    [b"", b"", b"", b"", b""],
+]
+
+
+def test_serialized_examples_are_tfxs_messages_serialized_deterministically():
+    """``ExampleEncoder`` gives, byte for byte, what TFX's ``_ParsedCsvToTfExample`` builds, serialized
+    deterministically (the bytes TFX hashes to choose the split), on awkward cells of every column type."""
+    from tfx.components.example_gen.csv_example_gen import executor as csv_executor
+    from tfx_bsl.coders import csv_decoder
+
+    from tfx_compat.serialized_examples import ExampleEncoder
+
+    kinds = csv_decoder.ColumnType
+    # Names out of order, one non-ASCII: the bytes put the features in name order.
+    columns = [
+        csv_decoder.ColumnInfo("trip_seconds", kinds.INT),
+        csv_decoder.ColumnInfo("fare", kinds.FLOAT),
+        csv_decoder.ColumnInfo("zoné", kinds.STRING),
+        csv_decoder.ColumnInfo("always_empty", kinds.UNKNOWN),
+        csv_decoder.ColumnInfo("Area", kinds.INT),
+    ]
+    encoder = ExampleEncoder(columns)
+    tfx = csv_executor._ParsedCsvToTfExample()
+    for row in AWKWARD_ROWS:
+        (message,) = tfx.process(row, columns)
+        assert encoder.encode(row) == message.SerializeToString(deterministic=True), row
+
+
+def test_our_csv_example_gen_splits_and_writes_the_examples_tfxs_does(tmp_path):
+    """Both executors' ``Do`` on the same CSV: the same Examples in the same splits (ours writes each
+    deterministically serialized, so the records are compared as messages)."""
+    import json
+
+    import tensorflow as tf
+    from tfx.components.example_gen.csv_example_gen import executor as csv_executor
+    from tfx.dsl.components.base import base_beam_executor
+    from tfx.proto import example_gen_pb2
+    from tfx.types import standard_artifacts, standard_component_specs
+    from tfx.utils import proto_utils
+
+    from pipeline.config import PROJECT_DIR
+    from tfx_compat import csv_example_gen
+
+    (tmp_path / "data").mkdir()
+    lines = (PROJECT_DIR / "data" / "taxi.csv").read_bytes().splitlines(keepends=True)[:2001]
+    (tmp_path / "data" / "taxi.csv").write_bytes(b"".join(lines))
+    output_config = example_gen_pb2.Output(
+        split_config=example_gen_pb2.SplitConfig(
+            splits=[
+                example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=4),
+                example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=1),
+            ]
+        )
+    )
+    properties = {
+        standard_component_specs.INPUT_BASE_KEY: str(tmp_path / "data"),
+        standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(
+            example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single_split", pattern="*")])
+        ),
+        standard_component_specs.OUTPUT_CONFIG_KEY: proto_utils.proto_to_json(output_config),
+        standard_component_specs.OUTPUT_DATA_FORMAT_KEY: example_gen_pb2.FORMAT_TF_EXAMPLE,
+        standard_component_specs.OUTPUT_FILE_FORMAT_KEY: example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+    }
+    splits = {}
+    for name, executor_class in (("tfx", csv_executor.Executor), ("ours", csv_example_gen.Executor)):
+        examples = standard_artifacts.Examples()
+        examples.uri = str(tmp_path / name)
+        context = base_beam_executor.BaseBeamExecutor.Context(tmp_dir=str(tmp_path / f"tmp-{name}"), unique_id=name)
+        executor_class(context).Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]}, dict(properties))
+        assert json.loads(examples.split_names) == ["train", "eval"]
+        splits[name] = {
+            split: sorted(
+                _deterministic(record.numpy())
+                for record in tf.data.TFRecordDataset(
+                    [str(path) for path in (tmp_path / name / f"Split-{split}").glob("*.gz")], compression_type="GZIP"
+                )
+            )
+            for split in ("train", "eval")
+        }
+    assert splits["ours"] == splits["tfx"]
+    assert len(splits["ours"]["train"]) + len(splits["ours"]["eval"]) == 2000
+    assert 300 < len(splits["ours"]["eval"]) < 500
 
 
 def test_example_gens_do_writes_through_write_split_looked_up_at_run_time():
