@@ -7,7 +7,7 @@ feature missing. Everything else is TFX's: data lines are read by TFX's own ``_R
 skips each file's first line as a whole (mark included) and joins quoted values that span lines; cells are parsed
 by tfx_bsl's ``ParseCSVLine`` and typed by its ``ColumnTypeInferrer``, and ``_ParsedCsvToTfExample`` makes the
 examples, as in ``csv_example_gen.executor._CsvToExample.expand``, with one change: the column types are inferred
-before the Beam job (``infer_column_types``), not inside it, so Beam streams the rows instead of holding them all;
+before the Beam job (``tfx_compat.column_types``), not inside it, so Beam streams the rows instead of holding them all;
 and each row's Example is its serialized bytes, written directly (``tfx_compat.serialized_examples``: the bytes of
 the message TFX builds, serialized deterministically, which is also what TFX hashes to pick the row's split).
 And the splits are written by ``tfx_compat.shuffled_shards`` (shuffled, in bounded memory, in several files) instead
@@ -39,7 +39,7 @@ from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 from tfx_bsl.coders import csv_decoder
 
-from tfx_compat import csv_column_names, serialized_examples, shuffled_shards
+from tfx_compat import column_types, csv_column_names, serialized_examples, shuffled_shards
 
 
 def read_column_names(csv_file: str) -> list[str]:
@@ -92,10 +92,10 @@ class CsvToExample(beam.PTransform):
         for csv_file in csv_files[1:]:
             if read_column_names(csv_file) != column_names:
                 raise RuntimeError(f"Files in same split {self._csv_pattern} have different header.")
-        # Column types first, outside Beam, with TFX's own reader, parser and type inferrer: TFX computes them in
+        # Column types first, outside Beam, as TFX infers them (tfx_compat.column_types): TFX computes them in
         # the same Beam job as a side input of the conversion, so Beam keeps every parsed row in memory until
         # the last one has been typed (4.7 GB at 1.5 million trips). Read twice, the rows stream.
-        column_infos = infer_column_types(csv_files, column_names)
+        column_infos = column_types.infer_column_types(csv_files, column_names)
         return (
             pipeline
             | "CreateFilenames" >> beam.Create(csv_files)
@@ -108,24 +108,6 @@ class CsvToExample(beam.PTransform):
                 column_infos,
             )
         )
-
-
-def infer_column_types(csv_files: list[str], column_names: list[str]) -> list[csv_decoder.ColumnInfo]:
-    """Each column's type (int, float, string, or unknown when always empty), as TFX's CsvExampleGen infers it.
-
-    The same steps as TFX's Beam job, run directly: ``_ReadCsvRecordsFromTextFile`` (header skipped, quoted values
-    spanning lines joined), tfx_bsl's ``ParseCSVLine`` and its ``ColumnTypeInferrer`` over every record.
-    """
-    reader = csv_executor._ReadCsvRecordsFromTextFile()
-    parser = csv_decoder.ParseCSVLine(delimiter=",")
-    parser.setup()
-    inferrer = csv_decoder.ColumnTypeInferrer(column_names, skip_blank_lines=True)
-    accumulator = inferrer.create_accumulator()
-    for csv_file in csv_files:
-        for record in reader.process(csv_file):
-            for cells, _ in parser.process(record):
-                accumulator = inferrer.add_input(accumulator, cells)
-    return inferrer.extract_output(accumulator)
 
 
 class Executor(csv_executor.Executor):

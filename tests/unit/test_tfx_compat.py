@@ -213,6 +213,66 @@ def test_serialized_examples_are_tfxs_messages_serialized_deterministically():
         assert encoder.encode(row) == message.SerializeToString(deterministic=True), row
 
 
+# Columns whose cells make tfx_bsl infer each type, and the cells where a quick pattern could go wrong: ints with
+# spaces, signs, underscores or 19+ digits, floats int() refuses, words float() takes (nan, inf), empty cells.
+TYPED_COLUMNS = {
+    "plain_int": ["1", "-2", "+3", "007", "", "123456789012345678"],
+    "odd_int": [" 12", "1_000", "4 ", "", "5", "6"],  # int() takes them all: INT
+    "huge_int": ["1", "9223372036854775807", "2", "", "3", "4"],  # int64's largest: still INT
+    "too_big_int": ["1", "9223372036854775808", "2", "", "3", "4"],  # beyond int64: STRING
+    "float": ["1.5", "-.5", "2.", "1e5", "", "3"],
+    "odd_float": ["nan", "inf", "-Infinity", " 1.5 ", "1_0.5", "2"],  # float() takes them all: FLOAT
+    "text": ["1", "2.5", "Cash", "", "Ünïcødé", "x"],
+    "empty": ["", "", "", "", "", ""],
+}
+
+
+def _write_typed_csv(path: Path, columns: dict[str, list[str]], extra: str = "") -> None:
+    rows = zip(*columns.values(), strict=True)
+    path.write_text(",".join(columns) + "\n" + "".join(",".join(row) + "\n" for row in rows) + extra)
+
+
+def test_column_types_from_arrow_are_tfxs(tmp_path):
+    """``tfx_compat.column_types`` types every column as tfx_bsl's ``ColumnTypeInferrer`` does row by row."""
+    from tfx_bsl.coders import csv_decoder
+
+    from tfx_compat import column_types
+
+    path = tmp_path / "typed.csv"
+    _write_typed_csv(path, TYPED_COLUMNS, extra="\n")  # a blank line: skipped by both
+    names = list(TYPED_COLUMNS)
+    by_columns = column_types._infer_by_columns([str(path)], names)
+    assert by_columns is not None  # this file is typed from Arrow
+    assert by_columns == column_types.infer_by_rows([str(path)], names)
+    kinds = csv_decoder.ColumnType
+    assert [info.type for info in by_columns] == [
+        kinds.INT,
+        kinds.INT,
+        kinds.INT,
+        kinds.STRING,
+        kinds.FLOAT,
+        kinds.FLOAT,
+        kinds.STRING,
+        kinds.UNKNOWN,
+    ]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    ['"a, b",1,2,3,4,5,6,7\n', "1,2\n", "1,2,3,4,5,6,7,8\r\n"],
+    ids=["quoted", "short-row", "carriage-return"],
+)
+def test_column_types_are_tfxs_row_by_row_where_arrow_could_read_otherwise(tmp_path, extra):
+    from tfx_compat import column_types
+
+    path = tmp_path / "typed.csv"
+    _write_typed_csv(path, TYPED_COLUMNS, extra=extra)
+    names = list(TYPED_COLUMNS)
+    assert column_types._infer_by_columns([str(path)], names) is None
+    if extra != "1,2\n":  # a short row: TFX's inferrer refuses it too (ValueError)
+        assert column_types.infer_column_types([str(path)], names) == column_types.infer_by_rows([str(path)], names)
+
+
 def test_our_csv_example_gen_splits_and_writes_the_examples_tfxs_does(tmp_path):
     """Both executors' ``Do`` on the same CSV: the same Examples in the same splits (ours writes each
     deterministically serialized, so the records are compared as messages)."""
