@@ -186,17 +186,20 @@ def run_local(
     return LocalRun(report=report, error=error)
 
 
-# DirectRunner's multi_processing with a worker per core (0), for the steps that read ExampleGen's output. A step
-# splits its input across workers by the files it reads: ExampleGen writes a split in several files (one per 32 MiB
-# of CSV, tfx_compat/shuffled_shards.py), but reads the CSV as one, so on two workers it was no faster (140.1 s
-# against 136.5 s at 1.5M trips) and took 2.8 GB instead of 1.0 GB (bench/README.md): it stays in-process.
+# DirectRunner's multi_processing with a worker per core (0), for the steps that read ExampleGen's output and gain
+# from it. A step splits its input across workers by the files it reads: ExampleGen writes a split in several files
+# (one per 32 MiB of CSV, tfx_compat/shuffled_shards.py), but reads the CSV as one, so on two workers it was no
+# faster (140.1 s against 136.5 s at 1.5M trips) and took 2.8 GB instead of 1.0 GB. The Evaluators, since they
+# add up batches (pipeline/evaluator_udfs.py), were slower on two workers (23.2-24.3 s against 18.1-22.3 s at
+# 1.5M) and took 3.8 GB instead of 1.6 GB: each worker loads TensorFlow and both models (bench/README.md). Both stay
+# in-process.
 PARALLEL_BEAM_ARGS = ("--direct_num_workers=0", "--direct_running_mode=multi_processing")
-PARALLEL_BEAM_NODES = ("StatisticsGen", "Transform", "Evaluator_")
+PARALLEL_BEAM_NODES = ("StatisticsGen", "Transform")
 
 
 def parallel_beam_where_it_pays(config: PipelineConfig, components: Sequence[Any]) -> list[str]:
-    """Gives the Beam steps that read the examples (StatisticsGen, Transform, the Evaluators) one worker
-    process per core when the input is bigger than
+    """Gives StatisticsGen and Transform, the Beam steps that read all the examples and gain from a second core,
+    one worker process per core when the input is bigger than
     ``beam.parallel_above_mb``; returns the ids of the components changed. Below that size, starting the worker
     processes (each imports TensorFlow) costs more than the second core gives back."""
     threshold_mb = config.beam.parallel_above_mb
