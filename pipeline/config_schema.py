@@ -242,11 +242,11 @@ class BeamSection(_Section):
     # workers (Dataflow) and stops TFX from building an sdist of itself for every Beam step; in-process runners
     # ignore it.
     args: Annotated[tuple[str, ...], _AS_LIST] = ("--runner=FnApiRunner", "--setup_file={project}/setup.py")
-    # Local runs on more CSV than this many MB run the Beam steps that read the examples (StatisticsGen, Transform,
-    # the Evaluators) on one worker process per core (the DirectRunner's multi_processing mode). 0 (the default):
-    # never. Time against memory, measured on 2 cores (bench/README.md): at 179 MB (1.5M trips) 436 s instead of
-    # 621 s, but a peak of 4.3 GB instead of 2.1 GB (two Evaluator workers, each with TensorFlow and both models);
-    # at 18 MB 5% slower, at 2 MB 1.9x slower (each worker process imports TensorFlow first).
+    # Local runs on more CSV than this many MB run StatisticsGen and Transform on one worker process per core (the
+    # DirectRunner's multi_processing mode; runners/local.py says why only those). 0 (the default): never. Time
+    # against memory, measured on 2 cores (bench/README.md): at 179 MB (1.5M trips) 278 s instead of 319 s, but a
+    # peak of 3.3 GB instead of 1.6 GB (Transform's workers, each with TensorFlow); on small inputs slower (each
+    # worker process imports TensorFlow first: at 2 MB 1.9x the time).
     parallel_above_mb: int = 0
 
 
