@@ -29,12 +29,12 @@ EXECUTORS = ("tfx", "ours")
 
 def run_executor(kind: str, csv: Path, output: Path) -> float:
     """Runs one ExampleGen executor on the folder holding only ``csv``; seconds its ``Do`` took."""
-    from google.protobuf import json_format
     from tfx.components.example_gen.csv_example_gen import executor as tfx_executor
     from tfx.dsl.components.base import base_beam_executor
-    from tfx.proto import example_gen_pb2
     from tfx.types import standard_artifacts, standard_component_specs
 
+    from pipeline.config import load_config
+    from pipeline.pipeline import example_splits
     from tfx_compat import csv_example_gen
 
     input_base = output / "input"
@@ -42,23 +42,7 @@ def run_executor(kind: str, csv: Path, output: Path) -> float:
     os.symlink(csv, input_base / csv.name)
     examples = standard_artifacts.Examples()
     examples.uri = str(output / "examples")
-    splits = example_gen_pb2.Output(
-        split_config=example_gen_pb2.SplitConfig(
-            splits=[
-                example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=4),
-                example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=1),
-            ]
-        )
-    )
-    properties = {
-        standard_component_specs.INPUT_BASE_KEY: str(input_base),
-        standard_component_specs.INPUT_CONFIG_KEY: json_format.MessageToJson(
-            example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single_split", pattern="*")])
-        ),
-        standard_component_specs.OUTPUT_CONFIG_KEY: json_format.MessageToJson(splits),
-        standard_component_specs.OUTPUT_DATA_FORMAT_KEY: example_gen_pb2.FORMAT_TF_EXAMPLE,
-        standard_component_specs.OUTPUT_FILE_FORMAT_KEY: example_gen_pb2.FORMAT_TFRECORDS_GZIP,
-    }
+    properties = csv_example_gen.exec_properties(str(input_base), example_splits(load_config()))
     executor_class = tfx_executor.Executor if kind == "tfx" else csv_example_gen.Executor
     context = base_beam_executor.BaseBeamExecutor.Context(tmp_dir=str(output / "tmp"), unique_id=kind)
     started = time.perf_counter()

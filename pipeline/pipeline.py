@@ -77,6 +77,18 @@ def _custom_config(config: PipelineConfig, candidate: str, fingerprint: str) -> 
     }
 
 
+def example_splits(config: PipelineConfig) -> example_gen_pb2.Output:
+    """ExampleGen's train/eval split: rows go by a hash of each example, ``train_buckets`` to ``eval_buckets``."""
+    return example_gen_pb2.Output(
+        split_config=example_gen_pb2.SplitConfig(
+            splits=[
+                example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=config.data.train_buckets),
+                example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=config.data.eval_buckets),
+            ]
+        )
+    )
+
+
 def create_pipeline(
     config: PipelineConfig, metadata_connection: metadata_store_pb2.ConnectionConfig | None = None
 ) -> tfx_pipeline.Pipeline:
@@ -89,14 +101,7 @@ def create_pipeline(
     """
     # In the parameters of every step that runs user code, so TFX's cache sees edits (pipeline/fingerprints.py).
     fingerprint = code_fingerprint()
-    splits = example_gen_pb2.Output(
-        split_config=example_gen_pb2.SplitConfig(
-            splits=[
-                example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=config.data.train_buckets),
-                example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=config.data.eval_buckets),
-            ]
-        )
-    )
+    splits = example_splits(config)
     if config.data.bigquery_query:
         example_gen = platforms.bigquery_example_gen(config.data.bigquery_query, splits)
     else:

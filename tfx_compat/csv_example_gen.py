@@ -147,3 +147,17 @@ def _input_bytes(exec_properties: dict[str, Any]) -> int:
     base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
     files = {path for split in input_config.splits for path in fileio.glob(os.path.join(base, split.pattern))}
     return sum(tf.io.gfile.stat(path).length for path in files)
+
+
+def exec_properties(input_base: str, splits: example_gen_pb2.Output) -> dict[str, Any]:
+    """What TFX hands a CSV ExampleGen's executor for every CSV file in ``input_base`` split as ``splits`` (GZIP
+    TFRecords of tf.Examples): for running an executor's ``Do`` directly (bench/example_gen.py, the tests)."""
+    return {
+        standard_component_specs.INPUT_BASE_KEY: input_base,
+        standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(
+            example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single_split", pattern="*")])
+        ),
+        standard_component_specs.OUTPUT_CONFIG_KEY: proto_utils.proto_to_json(splits),
+        standard_component_specs.OUTPUT_DATA_FORMAT_KEY: example_gen_pb2.FORMAT_TF_EXAMPLE,
+        standard_component_specs.OUTPUT_FILE_FORMAT_KEY: example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+    }

@@ -281,33 +281,16 @@ def test_our_csv_example_gen_splits_and_writes_the_examples_tfxs_does(tmp_path):
     import tensorflow as tf
     from tfx.components.example_gen.csv_example_gen import executor as csv_executor
     from tfx.dsl.components.base import base_beam_executor
-    from tfx.proto import example_gen_pb2
     from tfx.types import standard_artifacts, standard_component_specs
-    from tfx.utils import proto_utils
 
-    from pipeline.config import PROJECT_DIR
+    from pipeline.config import PROJECT_DIR, load_config
+    from pipeline.pipeline import example_splits
     from tfx_compat import csv_example_gen
 
     (tmp_path / "data").mkdir()
     lines = (PROJECT_DIR / "data" / "taxi.csv").read_bytes().splitlines(keepends=True)[:2001]
     (tmp_path / "data" / "taxi.csv").write_bytes(b"".join(lines))
-    output_config = example_gen_pb2.Output(
-        split_config=example_gen_pb2.SplitConfig(
-            splits=[
-                example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=4),
-                example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=1),
-            ]
-        )
-    )
-    properties = {
-        standard_component_specs.INPUT_BASE_KEY: str(tmp_path / "data"),
-        standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(
-            example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single_split", pattern="*")])
-        ),
-        standard_component_specs.OUTPUT_CONFIG_KEY: proto_utils.proto_to_json(output_config),
-        standard_component_specs.OUTPUT_DATA_FORMAT_KEY: example_gen_pb2.FORMAT_TF_EXAMPLE,
-        standard_component_specs.OUTPUT_FILE_FORMAT_KEY: example_gen_pb2.FORMAT_TFRECORDS_GZIP,
-    }
+    properties = csv_example_gen.exec_properties(str(tmp_path / "data"), example_splits(load_config()))
     splits = {}
     for name, executor_class in (("tfx", csv_executor.Executor), ("ours", csv_example_gen.Executor)):
         examples = standard_artifacts.Examples()
