@@ -19,7 +19,7 @@ from google.protobuf import json_format, message
 from tensorflow_model_analysis.evaluators import metrics_plots_and_validations_evaluator as evaluator
 from tensorflow_model_analysis.metrics import metric_types
 
-from pipeline.binary_metrics import NAME, BinaryClassifierMetrics, stock_metrics
+from pipeline.binary_metrics import BATCH_ROWS_KEY, NAME, BinaryClassifierMetrics, stock_metrics
 from pipeline.evaluation import AUC_THRESHOLDS, CALIBRATION_BUCKETS
 
 
@@ -83,12 +83,36 @@ def _examples(rng, count, model_names, *, weights=False, fractional=False):
     return examples
 
 
+def _batched(examples: list, size: int) -> list:
+    """The examples in extracts of ``size`` rows each, as ``pipeline/evaluator_udfs.py`` hands them on."""
+
+    def stack(values: list):
+        if values[0] is None:
+            return None
+        if isinstance(values[0], dict):
+            return {key: stack([value[key] for value in values]) for key in values[0]}
+        return np.concatenate(values)
+
+    batches = []
+    for start in range(0, len(examples), size):
+        part = examples[start : start + size]
+        extracts = {
+            key: stack([example[key] for example in part]) for key in ("labels", "predictions", "example_weights")
+        }
+        extracts[BATCH_ROWS_KEY] = len(part)
+        batches.append(metric_types.StandardMetricInputs(extracts))
+    return batches
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["per-example", "batches"])
 @pytest.mark.parametrize(
     ("model_names", "weights", "fractional"),
     [(["candidate", "baseline"], False, False), ([""], True, False), ([""], False, True)],
     ids=["two-models", "example-weights", "fractional-labels"],
 )
-def test_one_pass_metrics_equal_tfmas_own(model_names, weights, fractional):
+def test_one_pass_metrics_equal_tfmas_own(model_names, weights, fractional, batched):
+    """TFMA's combiners see one example at a time; ours the same, or batches of rows (with example weights, the
+    path where each batch is split back into examples for TFMA's own conversion)."""
     specs = [tfma.ModelSpec(name=name, label_key="big_tipper") for name in model_names if name]
     eval_config = tfma.EvalConfig(model_specs=specs or [tfma.ModelSpec(label_key="big_tipper")])
     examples = _examples(np.random.default_rng(7), 2000, model_names, weights=weights, fractional=fractional)
@@ -98,7 +122,8 @@ def test_one_pass_metrics_equal_tfmas_own(model_names, weights, fractional):
     )
     stock = _run(stock_computations, examples)
     metric = BinaryClassifierMetrics(auc_thresholds=AUC_THRESHOLDS, calibration_buckets=CALIBRATION_BUCKETS)
-    one_pass = _run(_computations([metric], model_names, eval_config, example_weighted=weights), examples)
+    one_pass_inputs = _batched(examples, 64) if batched else examples
+    one_pass = _run(_computations([metric], model_names, eval_config, example_weighted=weights), one_pass_inputs)
 
     assert sorted(map(str, one_pass)) == sorted(map(str, stock))
     names = {key.name for key in stock}
