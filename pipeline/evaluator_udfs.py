@@ -45,7 +45,7 @@ from tensorflow_model_analysis.evaluators import metrics_plots_and_validations_e
 from tensorflow_model_analysis.extractors import extractor, slice_key_extractor, unbatch_extractor
 from tensorflow_model_analysis.metrics import metric_specs
 from tensorflow_model_analysis.slicer import slicer_lib as slicer
-from tensorflow_model_analysis.utils import util
+from tensorflow_model_analysis.utils import model_util, util
 
 from pipeline.binary_metrics import BATCH_ROWS_KEY, reads_batches
 
@@ -70,7 +70,12 @@ def custom_extractors(
     expected = [unbatch_extractor.UNBATCH_EXTRACTOR_STAGE_NAME, slice_key_extractor.SLICE_KEY_EXTRACTOR_STAGE_NAME]
     # As TFMA's own extractors and evaluator see it: the models named (candidate, baseline), defaults filled in.
     config = model_eval_lib._update_eval_config_with_defaults(eval_config, eval_shared_model)
-    if tail != expected or not batches_are_enough(config):
+    # A Keras model's own compiled metrics are added as per-example combiners of TFMA's (include_default_metrics).
+    keras_metrics = any(
+        model.model_type == constants.TF_KERAS and model.include_default_metrics
+        for model in model_util.verify_and_update_eval_shared_models(eval_shared_model) or []
+    )
+    if tail != expected or keras_metrics or not batches_are_enough(config):
         return extractors
     return [
         *extractors[:-2],
