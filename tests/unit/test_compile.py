@@ -102,6 +102,8 @@ def test_spec_has_the_local_dag_image_and_runtime_parameters(compiled, target):
         assert trainer["eval_args"].component_input_parameter == "eval_args"
         evaluator = spec.root.dag.tasks[f"Evaluator_{candidate}"].inputs.parameters
         assert evaluator["eval_config"].component_input_parameter == "eval_config"
+        # The Evaluator in the image imports the batching extractors by this name (the package is installed).
+        assert evaluator["module_path"].runtime_value.constant.string_value == "pipeline.evaluator_udfs"
     assert spec.root.dag.tasks["CsvExampleGen"].inputs.parameters["input_base"].component_input_parameter == (
         "data_root"
     )
