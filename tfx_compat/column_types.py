@@ -10,8 +10,9 @@ its cells' in tfx_bsl's order (unknown < int < float < string), as ``ColumnTypeI
 
 Where Arrow's reading of a file could differ from TFX's record reader (TFX joins lines inside quotes and reads with
 Python's ``csv`` module; it decodes UTF-8 strictly), the rows are typed TFX's way instead, one by one
-(``infer_by_rows``): a file with a quote, a carriage return or a NUL byte, a file Arrow cannot read (bad UTF-8,
-rows of another width), a file not on the local disk, duplicate column names, or no data rows at all.
+(``infer_by_rows``): a file with a quote, a NUL byte or a carriage return that does not end a line (CRLF), a file
+Arrow cannot read (bad UTF-8, rows of another width), a file not on the local disk, duplicate column names, or no
+data rows at all.
 ``tests/unit/test_tfx_compat.py`` compares both ways on awkward columns.
 """
 
@@ -30,8 +31,9 @@ from tfx_bsl.coders import csv_decoder
 _SURE_INT = r"^[+-]?[0-9]{1,18}$"
 # Cells float() takes and int() refuses: a decimal point or an exponent.
 _SURE_FLOAT = r"^[+-]?([0-9]+\.[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$|^[+-]?[0-9]+[eE][+-]?[0-9]+$"
-# Bytes where Arrow's reader and TFX's (quoted values, line ends, Python's csv) may part ways.
-_UNSAFE_BYTES = (b'"', b"\r", b"\0")
+# Bytes where Arrow's reader and TFX's (quoted values, Python's csv) may part ways; carriage returns are checked
+# apart.
+_UNSAFE_BYTES = (b'"', b"\0")
 _CHUNK = 64 << 20
 
 ColumnType = csv_decoder.ColumnType
@@ -79,14 +81,25 @@ def _infer_by_columns(csv_files: Sequence[str], column_names: list[str]) -> list
 
 
 def _arrow_reads_as_tfx(path: str) -> bool:
-    """Whether the file is on the local disk and has none of the bytes where the two readers may differ."""
+    """Whether the file is on the local disk and has none of the bytes where the two readers may differ.
+
+    A carriage return is safe only before a line feed (CRLF: Windows line ends, Excel's CSV): both readers end the
+    line there. A lone one ends a line for Arrow but is an error inside a field for Python's ``csv``.
+    """
     if "://" in path or not Path(path).is_file():
         return False
+    pending_return = False  # the previous chunk ended in a carriage return
     with open(path, "rb") as handle:
         while chunk := handle.read(_CHUNK):
             if any(unsafe in chunk for unsafe in _UNSAFE_BYTES):
                 return False
-    return True
+            if pending_return and not chunk.startswith(b"\n"):
+                return False
+            pending_return = chunk.endswith(b"\r")
+            body = chunk[:-1] if pending_return else chunk
+            if body.count(b"\r") != body.count(b"\r\n"):
+                return False
+    return not pending_return
 
 
 def _batches(path: str, column_names: list[str]):

@@ -257,10 +257,23 @@ def test_column_types_from_arrow_are_tfxs(tmp_path):
     ]
 
 
+def test_a_windows_csv_is_typed_from_arrow_as_tfx_types_it(tmp_path):
+    """CRLF line ends (Excel's CSV) end a line for both readers: the file is typed from Arrow, with TFX's types."""
+    from tfx_compat import column_types
+
+    path = tmp_path / "typed.csv"
+    _write_typed_csv(path, TYPED_COLUMNS)
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    names = list(TYPED_COLUMNS)
+    by_columns = column_types._infer_by_columns([str(path)], names)
+    assert by_columns is not None
+    assert by_columns == column_types.infer_by_rows([str(path)], names)
+
+
 @pytest.mark.parametrize(
     "extra",
-    ['"a, b",1,2,3,4,5,6,7\n', "1,2\n", "1,2,3,4,5,6,7,8\r\n"],
-    ids=["quoted", "short-row", "carriage-return"],
+    ['"a, b",1,2,3,4,5,6,7\n', "1,2\n", "1,2,3,4,5,6,7,8\r", "1,2\r,3,4,5,6,7,8\n"],
+    ids=["quoted", "short-row", "carriage-return-at-the-end", "carriage-return-in-a-row"],
 )
 def test_column_types_are_tfxs_row_by_row_where_arrow_could_read_otherwise(tmp_path, extra):
     from tfx_compat import column_types
@@ -269,7 +282,7 @@ def test_column_types_are_tfxs_row_by_row_where_arrow_could_read_otherwise(tmp_p
     _write_typed_csv(path, TYPED_COLUMNS, extra=extra)
     names = list(TYPED_COLUMNS)
     assert column_types._infer_by_columns([str(path)], names) is None
-    if extra != "1,2\n":  # a short row: TFX's inferrer refuses it too (ValueError)
+    if extra in ('"a, b",1,2,3,4,5,6,7\n', "1,2,3,4,5,6,7,8\r"):  # the others: TFX's reader refuses them too
         assert column_types.infer_column_types([str(path)], names) == column_types.infer_by_rows([str(path)], names)
 
 
