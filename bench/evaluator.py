@@ -193,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "as the pipeline runs": (one_pass, evaluator_udfs.__name__),
     }
     seconds: dict[str, list[float]] = {name: [] for name in configurations}
-    values: dict[str, dict[str, Any]] = {}
+    outputs: dict[str, Path] = {}
     with tempfile.TemporaryDirectory(prefix="bench-evaluator-") as temporary:
         work = args.keep or Path(temporary)
         for attempt in range(args.repeat):
@@ -202,8 +202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 seconds[name].append(
                     run_evaluator(args.root, args.candidate, args.baseline, config, output, module_path)
                 )
-                values[name] = results(output / "evaluation")
+                outputs[name] = output / "evaluation"
                 print(f"  {name}, run {attempt + 1}: {seconds[name][-1]:.1f} s", flush=True)
+        values = {name: results(output) for name, output in outputs.items()}  # the last run's, once
 
     print(f"\nEvaluator on {args.root} (candidate {args.candidate}, baseline {args.baseline}), seconds per run:")
     best = {name: min(figures) for name, figures in seconds.items()}

@@ -187,8 +187,6 @@ class _MatricesOutput(_Output):
 class _CountOutput:
     """``example_count._ExampleCountCombiner`` without example weights: how many examples the slice holds."""
 
-    model = None
-
     def __init__(self, combiner: Any) -> None:
         self._keys = list(combiner._keys)
 
@@ -291,6 +289,7 @@ class _OnePassCombiner(beam.CombineFn):
     def add_input(self, accumulator: _Accumulator, element: metric_types.StandardMetricInputs) -> _Accumulator:
         rows = element.get(BATCH_ROWS_KEY)
         accumulator.examples += 1 if rows is None else rows
+        examples = None  # the batch split into examples, once, for the models that need TFMA's conversion
         for model in self._models:
             values = accumulator.values[model]
             plain = _plain_values(element, model, self._label_keys, 1 if rows is None else rows)
@@ -298,12 +297,11 @@ class _OnePassCombiner(beam.CombineFn):
                 values.labels.frombytes(plain[0].astype(np.float64).tobytes())
                 values.predictions.frombytes(plain[1].astype(np.float64).tobytes())
                 values.weights.frombytes(np.ones(plain[0].size).tobytes())
-            elif rows is None:
-                self._add_converted(values, element, model)
-            else:  # a batch TFMA's function must convert: one example at a time, as TFMA would have unbatched it
-                batch = {key: value for key, value in element.items() if key != BATCH_ROWS_KEY}
-                for example in util.split_extracts(batch):
-                    self._add_converted(values, metric_types.StandardMetricInputs(example), model)
+                continue
+            if examples is None:
+                examples = [element] if rows is None else _split(element)
+            for example in examples:
+                self._add_converted(values, example, model)
         return accumulator
 
     def _add_converted(self, values: _Values, element: metric_types.StandardMetricInputs, model: _Model) -> None:
@@ -336,6 +334,12 @@ class _OnePassCombiner(beam.CombineFn):
         for output in self._outputs:
             result.update(output.output(*arrays[output.model]))
         return result
+
+
+def _split(batch: metric_types.StandardMetricInputs) -> list[metric_types.StandardMetricInputs]:
+    """A batch TFMA's function must convert, one example at a time, as TFMA would have unbatched it."""
+    extracts = {key: value for key, value in batch.items() if key != BATCH_ROWS_KEY}
+    return [metric_types.StandardMetricInputs(example) for example in util.split_extracts(extracts)]
 
 
 def reads_batches(computation: metric_types.MetricComputation) -> bool:

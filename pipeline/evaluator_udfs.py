@@ -147,7 +147,6 @@ class _BatchesPerSliceFn(beam.DoFn):
     """One extract per (batch, slice key): the slice key and the metric inputs of the batch's rows in that slice."""
 
     def __init__(self, eval_config: tfma.EvalConfig) -> None:
-        self._eval_config = eval_config
         self._slice_specs = [slicer.SingleSliceSpec(spec=spec) for spec in eval_config.slicing_specs] or [
             slicer.SingleSliceSpec()
         ]

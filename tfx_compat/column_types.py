@@ -73,7 +73,7 @@ def _infer_by_columns(csv_files: Sequence[str], column_names: list[str]) -> list
                 for name, column in zip(column_names, batch.columns, strict=True):
                     if types.get(name) != ColumnType.STRING:  # the highest type: nothing can change it
                         types[name] = max(types.get(name, ColumnType.UNKNOWN), _column_type(column))
-    except (pa.ArrowInvalid, UnicodeDecodeError):
+    except pa.ArrowInvalid:  # bad UTF-8, rows of another width: TFX's reader decides
         return None
     if rows == 0:
         return None
