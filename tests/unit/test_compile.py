@@ -216,6 +216,21 @@ def test_vertex_training_runs_each_candidate_on_vertex_with_its_own_trials_folde
     }
 
 
+def test_trainers_and_tuners_read_examplegens_examples_and_transform_writes_none():
+    """Transform runs with ``materialize=False``: it writes only the Transform graph, and every Trainer and Tuner
+    reads ExampleGen's examples with that graph (models/trainer.py applies it per batch)."""
+    from pipeline.config import load_config
+    from pipeline.pipeline import create_pipeline
+
+    components = {c.id: c for c in create_pipeline(load_config("local", ["tuner.enabled=true"])).components}
+    assert set(components["Transform"].outputs) == {"transform_graph"}
+    readers = [name for name in components if name.startswith(("Trainer_", "Tuner_"))]
+    assert len(readers) == 6
+    for name in readers:
+        assert components[name].inputs["examples"].producer_component_id == "CsvExampleGen", name
+        assert components[name].inputs["transform_graph"].producer_component_id == "Transform", name
+
+
 DATAFLOW_ARGS = [
     "--runner=DataflowRunner",
     "--project=p",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 import tempfile
 
 import numpy as np
@@ -144,3 +145,71 @@ def test_vocabulary_ids_follow_frequency(transformed):
     company = [row[features.transformed_name("company")] for row in transformed]
     assert company[0] == company[1]
     assert not math.isnan(float(company[2]))
+
+
+def _as_example(instance: dict) -> bytes:
+    feature = {}
+    for name, values in instance.items():
+        if values.dtype == object:
+            feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
+        elif values.dtype == np.int64:
+            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+        else:
+            feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def test_the_trainer_reads_raw_examples_through_the_transform_graph_as_transform_would_write_them(tmp_path):
+    """Transform writes no transformed examples (``materialize=False``): the Trainer's datasets parse ExampleGen's
+    GZIP tf.Examples with the raw schema and apply the saved Transform graph. Each row and label must equal what
+    TFT's own transform pass (the one ``materialize=True`` ran) gives for the same rows, through TFX's
+    DataAccessor as the Trainer gets it."""
+    import apache_beam as beam
+    import tensorflow_transform as tft
+    from tfx.components.trainer.fn_args_utils import DataAccessor
+    from tfx.components.util import tfxio_utils
+    from tfx.types import standard_artifacts
+
+    from models import trainer
+
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(_feature_spec()))
+    rows_file = tmp_path / "rows.pickle"
+    with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=str(tmp_path / "tmp"), force_tf_compat_v1=True):
+        raw = pipeline | beam.Create(_instances())
+        (rows, _), transform_fn = (raw, metadata) | tft_beam.AnalyzeAndTransformDataset(
+            preprocessing_fn, output_record_batches=False
+        )
+        _ = transform_fn | tft_beam.WriteTransformFn(str(tmp_path / "transform_graph"))
+        # The raw schema, which TFX's Transform writes beside the graph and the Trainer parses examples with.
+        raw_metadata = str(tmp_path / "transform_graph" / tft.TFTransformOutput.RAW_METADATA_DIR)
+        _ = metadata | tft_beam.WriteMetadata(raw_metadata, pipeline)
+        _ = rows | beam.combiners.ToList() | beam.Map(lambda every: rows_file.write_bytes(pickle.dumps(every)))
+    collected = pickle.loads(rows_file.read_bytes())
+
+    split = tmp_path / "examples" / "Split-train"
+    split.mkdir(parents=True)
+    with tf.io.TFRecordWriter(str(split / "data.gz"), options="GZIP") as writer:
+        for instance in _instances():
+            writer.write(_as_example(instance))
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "examples")
+    accessor = DataAccessor(
+        tf_dataset_factory=tfxio_utils.get_tf_dataset_factory_from_artifact([examples], []),
+        record_batch_factory=None,
+        data_view_decode_fn=None,
+    )
+    transform_output = tft.TFTransformOutput(str(tmp_path / "transform_graph"))
+    transformer = trainer._transformer(transform_output)
+    dataset = trainer._dataset([str(split / "*")], accessor, transform_output, transformer, 2, one_pass=True)
+
+    read = []
+    for inputs, label in dataset:
+        for row in range(len(label)):
+            read.append({**{name: value[row].numpy() for name, value in inputs.items()}, features.LABEL: label[row]})
+    assert len(read) == len(collected) == len(ROWS)
+    by_fare = sorted(collected, key=lambda row: row[features.transformed_name("fare")])
+    read.sort(key=lambda row: row[features.transformed_name("fare")])
+    for expected, got in zip(by_fare, read, strict=True):
+        assert set(got) == set(expected)
+        for name, value in expected.items():
+            assert np.asarray(got[name]).reshape(-1) == pytest.approx(np.asarray(value).reshape(-1), abs=1e-6), name
