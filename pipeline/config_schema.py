@@ -243,10 +243,10 @@ class BeamSection(_Section):
     # ignore it.
     args: Annotated[tuple[str, ...], _AS_LIST] = ("--runner=FnApiRunner", "--setup_file={project}/setup.py")
     # Local runs on more CSV than this many MB run StatisticsGen and Transform on one worker process per core (the
-    # DirectRunner's multi_processing mode; runners/local.py says why only those). 0 (the default): never. Time
-    # against memory, measured on 2 cores (bench/README.md): at 179 MB (1.5M trips) 278 s instead of 319 s, but a
-    # peak of 3.3 GB instead of 1.6 GB (Transform's workers, each with TensorFlow); on small inputs slower (each
-    # worker process imports TensorFlow first: at 2 MB 1.9x the time).
+    # DirectRunner's multi_processing mode; runners/local.py says why only those). 0 (the default): never. On 2
+    # cores it does not pay (bench/README.md): at 179 MB (1.5M trips) 274 s against 260 s in-process, with a peak
+    # of 2.7 GB instead of 1.5 GB (each worker process imports TensorFlow first: at 2 MB 1.9x the time). It is
+    # for machines with more cores, where StatisticsGen and Transform split their input over more workers.
     parallel_above_mb: int = 0
 
 

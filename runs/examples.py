@@ -1,9 +1,9 @@
 """An Examples artifact as a person looks at it: each split's size and its first rows as a table.
 
-ExampleGen (and Transform, for its transformed examples) writes each split as TFRecord files of serialized
-``tf.train.Example``s under ``Split-<name>/``; ``runs.tfformats`` reads them without TensorFlow. Counting a split's
-records reads only their headers (0.06 s for the bundled data's 12,002 training rows), and the result is cached
-per artifact: artifacts never change.
+ExampleGen (and Transform, in runs that materialized transformed examples) writes each split as TFRecord files of
+serialized ``tf.train.Example``s under ``Split-<name>/``; ``runs.tfformats`` reads them without TensorFlow.
+Counting a split's records reads only their headers (0.06 s for the bundled data's 12,002 training rows), and the
+result is cached per artifact: artifacts never change.
 """
 
 from __future__ import annotations
