@@ -30,7 +30,7 @@ from models.signatures import (
     SERVING_SIGNATURE,
     TRANSFORM_SIGNATURE,
 )
-from tfx_compat import track_transform_graph
+from tfx_compat import load_transform_graph, track_transform_graph
 
 HYPERPARAMETERS_FILE = "hyperparameters.json"
 # The training curves ``train`` writes into the ModelRun folder: TensorBoard runs (subfolders) as Keras's TensorBoard
@@ -66,20 +66,17 @@ def _dataset(
     return raw.map(transformer, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def _transformer(transform_output: tft.TFTransformOutput) -> Transformer:
-    """The Transform graph as a function from a batch of parsed raw features to (model inputs, label): the same
-    graph the exported model applies at serving time.
+def _transformer(transform_graph: Any) -> Transformer:
+    """The Transform graph (``tfx_compat.load_transform_graph``'s loader) as a function from a batch of parsed raw
+    features to (model inputs, label): the same graph the exported model applies at serving time.
 
     One ``tf.function`` for the train and eval datasets: each ``map`` then calls the one trace, instead of
     importing the Transform graph into a trace of its own (~0.6 s per dataset here).
     """
-    from tensorflow_transform.saved import saved_transform_io_v2
-
-    loader = saved_transform_io_v2.SavedModelLoader(transform_output.transform_savedmodel_dir)
 
     @tf.function(autograph=False)
     def transformed(raw_batch: dict[str, tf.Tensor]) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-        outputs = dict(loader.apply_transform_model(raw_batch))
+        outputs = dict(transform_graph.apply_transform_model(raw_batch))
         return outputs, outputs.pop(features.LABEL)
 
     return transformed
@@ -132,8 +129,11 @@ def _as_parsed(name: str, value: tf.Tensor, feature_spec: dict[str, Any]) -> tf.
     return tf.reshape(value, [-1, 1])
 
 
-def export_serving_model(model: keras.Model, transform_output: tft.TFTransformOutput, export_dir: str) -> None:
-    """Saves ``model`` with the Transform graph attached and the three signatures described above.
+def export_serving_model(
+    model: keras.Model, transform_output: tft.TFTransformOutput, transform_graph: Any, export_dir: str
+) -> None:
+    """Saves ``model`` with the Transform graph (``transform_graph``, the loader the Trainer's datasets used)
+    attached and the three signatures described above.
 
     Signatures are traced with autograph off: the functions have no Python control flow, and autograph's
     conversion of every Keras layer costs tens of seconds on a small machine.
@@ -145,7 +145,7 @@ def export_serving_model(model: keras.Model, transform_output: tft.TFTransformOu
     # tracked as tfx_compat.track_transform_graph explains.
     module = tf.Module()
     module.model_variables = list(model.variables)
-    transform_graph = track_transform_graph(module, transform_output.transform_savedmodel_dir)
+    track_transform_graph(module, transform_graph)
     raw_spec = transform_output.raw_feature_spec()
     serving_spec = {name: spec for name, spec in raw_spec.items() if name in features.FEATURES}
     examples_spec = [tf.TensorSpec(shape=[None], dtype=tf.string, name=EXAMPLES_INPUT)]
@@ -309,7 +309,8 @@ def run_fn(fn_args: FnArgs) -> None:
         absl_logging.info(
             "%s epochs of %d train examples: %d steps of %d", epochs, examples, train_steps, hparams.batch_size
         )
-    transformer = _transformer(transform_output)
+    transform_graph = load_transform_graph(transform_output.transform_savedmodel_dir)
+    transformer = _transformer(transform_graph)
     eval_metrics = train(
         model,
         _dataset(fn_args.train_files, fn_args.data_accessor, transform_output, transformer, hparams.batch_size),
@@ -319,7 +320,7 @@ def run_fn(fn_args: FnArgs) -> None:
         log_dir=fn_args.model_run_dir,
     )
     absl_logging.info("Trained %s with %s; eval metrics %s", candidate.name, hparams, eval_metrics)
-    export_serving_model(model, transform_output, fn_args.serving_model_dir)
+    export_serving_model(model, transform_output, transform_graph, fn_args.serving_model_dir)
     # Recorded beside the model so a run can be traced back to the exact hyperparameters it trained with.
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HYPERPARAMETERS_FILE), "w") as handle:
@@ -365,7 +366,7 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
         overwrite=True,
     )
     transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
-    transformer = _transformer(transform_output)
+    transformer = _transformer(load_transform_graph(transform_output.transform_savedmodel_dir))
     return TunerFnResult(
         tuner=tuner,
         fit_kwargs={

@@ -112,22 +112,47 @@ def name_airflow_artifacts_per_component(component: Any) -> None:
     component.driver_class = ComponentScopedNames
 
 
-def track_transform_graph(module: Any, transform_savedmodel_dir: str) -> Any:
-    """Loads TFT's Transform graph and makes ``module`` own its state, so ``tf.saved_model.save(module)`` keeps it.
+def load_transform_graph(transform_savedmodel_dir: str) -> Any:
+    """TFT's loader of a Transform graph (``apply_transform_model``), pruning the graph once per set of inputs.
 
-    Returns TFT's loader, whose ``apply_transform_model`` the serving signatures call. TFT's own
-    ``TransformFeaturesLayer`` does the same (``self._saved_model_loader_tracked_dict = loader.__dict__``), but
-    it is a Keras model, and saving one makes ``tf.saved_model.save`` re-trace every layer with autograph (over
-    10 s here) for Keras restore paths nobody uses.
+    Why: for a graph saved in TF1 mode (the pipeline's ``force_tf_compat_v1=True``), TFT prunes the loaded
+    function to the fed inputs on every ``apply_transform_model`` (~0.3 s each here), and a Trainer applies it four
+    times with two sets of inputs: its datasets (every raw feature) and the export's three signatures (the model's
+    features, or every raw feature). The outputs TFT fetches follow from the inputs, so one pruned function per set
+    of inputs serves every call.
 
-    Relies on: ``tensorflow_transform.saved.saved_transform_io_v2.SavedModelLoader`` keeps the trackable state of
-    the loaded graph in its instance attributes.
+    Relies on: ``SavedModelLoader._apply_v1_transform_model_in_v2`` calls ``self._wrapped_function.prune(feeds,
+    fetches)`` with ``fetches`` computed from ``feeds`` alone (``self._get_fetches(feeds)``).
     """
     from tensorflow_transform.saved import saved_transform_io_v2
 
     loader = saved_transform_io_v2.SavedModelLoader(transform_savedmodel_dir)
-    module.transform_graph_state = loader.__dict__
+    if loader.load_v2_in_compat:
+        wrapped = loader._wrapped_function  # noqa: SLF001 - see "Relies on"
+        prune = wrapped.prune
+        pruned: dict[tuple[str, ...], Any] = {}
+
+        def prune_once(feeds: list[Any], fetches: Any, name: str | None = None, input_signature: Any = None) -> Any:
+            key = tuple(tensor.name for tensor in feeds)
+            if key not in pruned:
+                pruned[key] = prune(feeds, fetches, name=name, input_signature=input_signature)
+            return pruned[key]
+
+        wrapped.prune = prune_once
     return loader
+
+
+def track_transform_graph(module: Any, loader: Any) -> None:
+    """Makes ``module`` own the state of the Transform graph ``loader`` (``load_transform_graph``) loaded, so
+    ``tf.saved_model.save(module)`` keeps what the serving signatures call. TFT's own ``TransformFeaturesLayer``
+    does the same (``self._saved_model_loader_tracked_dict = loader.__dict__``), but it is a Keras model, and
+    saving one makes ``tf.saved_model.save`` re-trace every layer with autograph (over 10 s here) for Keras restore
+    paths nobody uses.
+
+    Relies on: ``tensorflow_transform.saved.saved_transform_io_v2.SavedModelLoader`` keeps the trackable state of
+    the loaded graph in its instance attributes.
+    """
+    module.transform_graph_state = loader.__dict__
 
 
 def run_locally_as(pipeline: Any, run_id: str) -> None:

@@ -171,6 +171,7 @@ def test_the_trainer_reads_raw_examples_through_the_transform_graph_as_transform
     from tfx.types import standard_artifacts
 
     from models import trainer
+    from tfx_compat import load_transform_graph
 
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(_feature_spec()))
     rows_file = tmp_path / "rows.pickle"
@@ -199,7 +200,7 @@ def test_the_trainer_reads_raw_examples_through_the_transform_graph_as_transform
         data_view_decode_fn=None,
     )
     transform_output = tft.TFTransformOutput(str(tmp_path / "transform_graph"))
-    transformer = trainer._transformer(transform_output)
+    transformer = trainer._transformer(load_transform_graph(transform_output.transform_savedmodel_dir))
     dataset = trainer._dataset([str(split / "*")], accessor, transform_output, transformer, 2, one_pass=True)
 
     read = []

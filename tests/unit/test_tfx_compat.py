@@ -80,6 +80,16 @@ def test_tft_tracks_the_transform_graph_by_the_loaders_instance_dict():
     assert "self._saved_model_loader_tracked_dict = self._saved_model_loader.__dict__" in source
 
 
+def test_tft_prunes_a_tf1_transform_graph_by_the_fed_inputs_alone():
+    """``load_transform_graph`` keeps one pruned graph per set of fed inputs: TFT must still prune through the
+    loader's ``_wrapped_function`` with outputs that follow from the inputs."""
+    from tensorflow_transform.saved import saved_transform_io_v2
+
+    source = " ".join(inspect.getsource(saved_transform_io_v2.SavedModelLoader._apply_v1_transform_model_in_v2).split())
+    assert "fetches = self._get_fetches(feeds) pruned = self._wrapped_function.prune(feeds, fetches)" in source
+    assert "feeds" in inspect.signature(saved_transform_io_v2.SavedModelLoader._get_fetches).parameters
+
+
 def test_a_run_id_set_in_the_ir_survives_local_dag_runners_own_substitution(tmp_path):
     """``run_locally_as`` sets the run id before ``run_with_ir`` tries to set its own."""
     from tfx.dsl.compiler import compiler
