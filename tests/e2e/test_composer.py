@@ -235,7 +235,8 @@ def test_the_dag_folder_imports_within_the_timeout_deploy_md_sets(composer, dag_
     assert set(dag_bag["tasks"]) == NODES  # one task per component
     assert dag_bag["schedule"] == "*/2 * * * *" and dag_bag["retries"] == [1]
     assert dag_bag["max_active_tasks"] == PARALLELISM  # [airflow] parallelism
-    assert dag_bag["upstream"] == ["Transform", "ValidationGate"]
+    # A Trainer reads ExampleGen's examples (Transform writes none), Transform's graph and the gate's schema.
+    assert dag_bag["upstream"] == ["CsvExampleGen", "Transform", "ValidationGate"]
     assert dag_bag["selector_upstream"] == sorted(
         f"{kind}_{name}" for kind in ("Evaluator", "Trainer") for name in CANDIDATES
     )
