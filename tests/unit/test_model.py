@@ -110,7 +110,7 @@ def test_train_scores_the_whole_eval_split_once_or_the_batches_asked_for():
 
 
 def test_epochs_become_the_steps_that_pass_over_the_whole_train_split(tmp_path):
-    """``training.epochs``: the Trainer counts the split's records (GZIP TFRecord files, as Transform writes them)."""
+    """``training.epochs``: the Trainer counts the split's records (GZIP TFRecord files, as ExampleGen writes them)."""
     example = tf.train.Example(features=tf.train.Features(feature={"x": tf.train.Feature()})).SerializeToString()
     for shard, records in enumerate((700, 301)):
         with tf.io.TFRecordWriter(str(tmp_path / f"part-{shard}.gz"), options="GZIP") as writer:
