@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_transform.beam as tft_beam
+from taxi_rows import serialized_example
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from models import features
@@ -147,18 +148,6 @@ def test_vocabulary_ids_follow_frequency(transformed):
     assert not math.isnan(float(company[2]))
 
 
-def _as_example(instance: dict) -> bytes:
-    feature = {}
-    for name, values in instance.items():
-        if values.dtype == object:
-            feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
-        elif values.dtype == np.int64:
-            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
-        else:
-            feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
-
-
 def test_the_trainer_reads_raw_examples_through_the_transform_graph_as_transform_would_write_them(tmp_path):
     """Transform writes no transformed examples (``materialize=False``): the Trainer's datasets parse ExampleGen's
     GZIP tf.Examples with the raw schema and apply the saved Transform graph. Each row and label must equal what
@@ -190,8 +179,8 @@ def test_the_trainer_reads_raw_examples_through_the_transform_graph_as_transform
     split = tmp_path / "examples" / "Split-train"
     split.mkdir(parents=True)
     with tf.io.TFRecordWriter(str(split / "data.gz"), options="GZIP") as writer:
-        for instance in _instances():
-            writer.write(_as_example(instance))
+        for row in ROWS:
+            writer.write(serialized_example(row))
     examples = standard_artifacts.Examples()
     examples.uri = str(tmp_path / "examples")
     accessor = DataAccessor(
