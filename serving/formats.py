@@ -17,13 +17,14 @@ import base64
 import binascii
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from models.signatures import EXAMPLES_INPUT, EXAMPLES_SIGNATURE, SERVING_SIGNATURE
+from tfx_compat import flat_signature_call
 
 # The default when a request names no signature, as in TF Serving: raw feature values in (models/signatures.py).
 DEFAULT_SIGNATURE = SERVING_SIGNATURE
@@ -73,17 +74,22 @@ class Signature:
     inputs: Mapping[str, tf.DType]
     outputs: tuple[str, ...]
     specs: Mapping[str, InputSpec]
+    # ``function`` without TensorFlow's per-call checks of its arguments (``tfx_compat.flat_signature_call``), for a
+    # signature whose every input is ``[batch]``: ``call`` hands it only tensors of that shape and the input's dtype.
+    flat_call: Callable[[Mapping[str, tf.Tensor]], Mapping[str, tf.Tensor]] | None = None
 
     @classmethod
     def from_function(cls, name: str, function: Any) -> Signature:
         specs: Mapping[str, tf.TensorSpec] = function.structured_input_signature[1]
         outputs = tuple(sorted(function.structured_outputs))
+        batch_only = all(spec.shape.rank == 1 and spec.shape[0] is None for spec in specs.values())
         return cls(
             name=name,
             function=function,
             inputs={key: spec.dtype for key, spec in specs.items()},
             outputs=outputs,
             specs={key: InputSpec.of(spec.dtype) for key, spec in specs.items()},
+            flat_call=flat_signature_call(function) if batch_only else None,
         )
 
     @property
@@ -186,7 +192,7 @@ def call(signature: Signature, columns: Mapping[str, list[Any]]) -> dict[str, np
     """
     tensors = {key: _tensor(values, signature.specs[key]) for key, values in columns.items()}
     try:
-        outputs = signature.function(**tensors)
+        outputs = signature.flat_call(tensors) if signature.flat_call else signature.function(**tensors)
     except tf.errors.InvalidArgumentError as error:
         if _NOT_AN_EXAMPLE in error.message:
             raise RequestError(_not_an_example(signature)) from None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 CHECKED_AGAINST = {"tfx": "1.16.0", "tensorflow-transform": "1.16.0", "tensorflow": "2.16.2"}
@@ -153,6 +154,50 @@ def track_transform_graph(module: Any, loader: Any) -> None:
     the loaded graph in its instance attributes.
     """
     module.transform_graph_state = loader.__dict__
+
+
+def flat_signature_call(function: Any) -> Callable[[Mapping[str, Any]], dict[str, Any]] | None:
+    """``function(**tensors)`` for a loaded SavedModel signature, without TensorFlow's per-call argument binding.
+
+    Why: a structured call binds the keyword tensors to the function's ``FunctionType``, checks each against its
+    ``TensorSpec`` (``is_subtype_of``, ``cast``) and flattens them, in Python, holding the GIL: for the taxi model's
+    16-input ``serving_default`` that is 0.3-0.4 ms of a 0.8 ms call (the graph itself runs without the GIL). The
+    server has checked every input's dtype and shape before it calls (``serving.formats``), so it calls the graph's
+    function directly, as ``call_preflattened`` does once binding is over, and names the outputs itself.
+
+    Relies on: a ``ConcreteFunction``'s ``_inference_function.call_flat(*inputs, *captured_inputs)`` runs its graph
+    with the keyword inputs in ``tf.nest`` order (sorted by name) followed by ``captured_inputs``, and returns the
+    outputs flattened in ``tf.nest`` order of ``structured_outputs`` (a dict: sorted by key).
+
+    Returns:
+        A callable taking ``{input name: tensor}`` (every input, of its spec's dtype) and returning ``{output name:
+        tensor}``; None for a function this does not fit (positional or composite inputs, outputs other than a dict
+        of tensors, a TensorFlow without the attribute): call it the structured way then.
+    """
+    import tensorflow as tf
+
+    atomic = getattr(function, "_inference_function", None)  # noqa: SLF001 - see "Relies on"
+    if atomic is None or not hasattr(atomic, "call_flat"):
+        return None
+    args, specs = function.structured_input_signature
+    outputs = function.structured_outputs
+    if args or not all(type(spec) is tf.TensorSpec for spec in specs.values()):
+        return None
+    # A restored signature describes its outputs as specs, a traced one as graph tensors; composites are neither.
+    if not isinstance(outputs, dict) or not all(
+        isinstance(value, tf.Tensor) or type(value) is tf.TensorSpec for value in outputs.values()
+    ):
+        return None
+    input_names = sorted(specs)
+    output_names = sorted(outputs)
+    if len(function.inputs) != len(input_names) + len(function.captured_inputs):
+        return None
+
+    def call(tensors: Mapping[str, Any]) -> dict[str, Any]:
+        flat = atomic.call_flat(*(tensors[name] for name in input_names), *function.captured_inputs)
+        return dict(zip(output_names, flat, strict=True))
+
+    return call
 
 
 def run_locally_as(pipeline: Any, run_id: str) -> None:

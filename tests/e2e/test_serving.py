@@ -36,7 +36,7 @@ from models import features
 from pipeline.config import PROJECT_DIR
 from pipeline.errors import UserError
 from serving.app import LABELS_HEADER, VERSION_HEADER, ServingApp
-from serving.repository import ModelRepository
+from serving.repository import ModelRepository, load_version
 from serving.server import BackgroundServer, serve_in_background
 from serving.settings import ServerSettings
 from serving.versions import SAVED_MODEL_FILE
@@ -67,6 +67,15 @@ def test_status_has_tf_serving_shape(client, pushed):
     raw_inputs = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]["inputs"]
     assert set(raw_inputs) == set(features.FEATURES)
     assert raw_inputs["fare"]["dtype"] == "DT_FLOAT" and raw_inputs["company"]["dtype"] == "DT_STRING"
+
+
+def test_every_served_signature_is_called_flat(pushed):
+    """The server calls each signature of the pushed model without TensorFlow's argument binding
+    (``tfx_compat.flat_signature_call``), so the predictions the tests below compare with the SavedModel's own
+    structured call are the flat call's."""
+    signatures = load_version(pushed).signatures
+    assert set(signatures) >= {"serving_default", "serving_tf_example"}
+    assert [name for name, signature in signatures.items() if signature.flat_call is None] == []
 
 
 def test_instance_predictions_equal_the_saved_modelsown_output(client, saved_model, instances, pushed):

@@ -381,3 +381,55 @@ def test_a_split_gets_one_shard_per_32_mib_of_input(input_bytes, shards):
     from tfx_compat.shuffled_shards import shards_for
 
     assert shards_for(input_bytes) == shards
+
+
+def test_a_flat_signature_call_gives_what_the_structured_call_gives(tmp_path):
+    """``flat_signature_call`` feeds inputs by name and names outputs as TensorFlow's own structured call does, on a
+    restored signature whose inputs and outputs are declared out of name order and use a variable (a capture)."""
+    import tensorflow as tf
+
+    class Model(tf.Module):
+        def __init__(self) -> None:
+            self.scale = tf.Variable(3.0)
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None], tf.float32, name="zeta"),
+                tf.TensorSpec([None], tf.int64, name="alpha"),
+                tf.TensorSpec([None], tf.string, name="mid"),
+            ]
+        )
+        def serve(self, zeta, alpha, mid):
+            return {
+                "total": zeta * self.scale + tf.cast(alpha, tf.float32),
+                "length": tf.strings.length(mid),
+                "alpha_only": alpha * 2,
+            }
+
+    model = Model()
+    tf.saved_model.save(model, str(tmp_path), signatures={"serving_default": model.serve})
+    signature = tf.saved_model.load(str(tmp_path)).signatures["serving_default"]
+    tensors = {
+        "zeta": tf.constant([1.5, -2.0]),
+        "alpha": tf.constant([10, 20], tf.int64),
+        "mid": tf.constant([b"abc", b""]),
+    }
+    flat_call = tfx_compat.flat_signature_call(signature)
+    assert flat_call is not None
+    expected = signature(**tensors)
+    got = flat_call(tensors)
+    assert sorted(got) == sorted(expected) == ["alpha_only", "length", "total"]
+    for name in expected:
+        assert got[name].dtype == expected[name].dtype
+        assert got[name].numpy().tolist() == expected[name].numpy().tolist()
+    assert got["total"].numpy().tolist() == [14.5, 14.0]
+
+
+def test_a_signature_with_composite_inputs_gets_no_flat_call():
+    """A signature the flat call cannot feed (a SparseTensor input) is left to the structured call."""
+    import tensorflow as tf
+
+    function = tf.function(lambda sparse: {"out": tf.sparse.reduce_sum(sparse)}).get_concrete_function(
+        tf.SparseTensorSpec([None, 3], tf.float32)
+    )
+    assert tfx_compat.flat_signature_call(function) is None
