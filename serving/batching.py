@@ -1,7 +1,7 @@
 """Micro-batching for ``taxi-pipeline serve``: concurrent ``:predict`` requests share one TensorFlow call.
 
 Most of a small request's cost is fixed per TensorFlow call, not per row: turning 16 input columns into tensors
-and TensorFlow's structured-signature call take far longer than the model's arithmetic, and they hold the GIL.
+and running a graph of about 900 nodes take far longer than the model's arithmetic, and the first holds the GIL.
 So prepared requests (already checked, see ``serving.formats.prepare``) for the same loaded signature wait in one
 queue, a *lane*, and go to TensorFlow together: their columns are concatenated, the signature is called once and
 its outputs are cut back into each request's rows.
