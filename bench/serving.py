@@ -1,6 +1,7 @@
 """Throughput and latency of ``taxi-pipeline serve`` over REST and gRPC next to calling the SavedModel in-process.
 
     .venv/bin/python -m bench.serving --home /tmp/serve_home [--batch 1] [--requests 2000] [--concurrency 1,8,32]
+        [--rounds 3]
 
 Needs a home with a pushed model (``taxi-pipeline run --home DIR`` once); its newest version is copied into a
 home of the bench's own, which the server serves. The server (``serving/``, whose ``app.py``, ``grpc_api.py`` and
@@ -8,7 +9,9 @@ home of the bench's own, which the server serves. The server (``serving/``, whos
 ``cli/serve.py``; loopback only); this process sends a bounded number of requests per concurrency level, over
 REST on keep-alive connections and over gRPC with TF Serving's stub on one channel (as TF Serving's clients do),
 and records each request's latency. The ceiling is ``serving_default`` called directly from as many threads, on
-the same rows, with tensors built once. Each level is warmed up first.
+the same rows, with tensors built once. Each level is warmed up first. The three are measured in turn
+``--rounds`` times per level and the medians printed, each ratio taken within its round: on the shared 2-core
+development machine one measurement of the same code moved by up to 2x within an hour.
 
 Then a hot swap under load: REST and gRPC clients at ``--swap-concurrency`` each while a new version is copied
 in the way the Pusher writes one; every answer is checked, and the versions that answered are counted.
@@ -266,6 +269,16 @@ async def _hot_swap(
     return {**counts, "versions": versions, "seconds": time.perf_counter() - start, "new": pushed.result()}
 
 
+def _medians(
+    rounds: list[tuple[tuple[float, float, float], ...]],
+) -> tuple[tuple[float, float, float], ...]:
+    """Per front end, the median of each figure (req/s, p50, p99) over the rounds."""
+    return tuple(
+        tuple(statistics.median(figures[front][index] for figures in rounds) for index in range(3))
+        for front in range(len(rounds[0]))
+    )
+
+
 def _thread_level(call: Callable[[], Any], concurrency: int, requests: int) -> tuple[float, float, float]:
     def run(total: int) -> tuple[list[float], float]:
         latencies: list[float] = []
@@ -334,6 +347,12 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=1, help="rows per request (1)")
     parser.add_argument("--requests", type=int, default=2000, help="requests per concurrency level (2000)")
     parser.add_argument("--concurrency", default="1,8,32", help="comma-separated levels (1,8,32)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="REST, gRPC and in-process measured this many times in turn per level; medians printed (3)",
+    )
     parser.add_argument("--swap-concurrency", type=int, default=8, help="REST and gRPC callers each in the swap (8)")
     # No default of its own: the server's (serving/settings.py) holds unless given.
     parser.add_argument("--workers", type=int, help="the server's prediction threads (the server's default)")
@@ -381,13 +400,16 @@ def _measure(args: argparse.Namespace, levels: list[int], home: str, newest: Pat
 
         results = []
         for level in levels:
-            if args.client == "raw":
-                rest = asyncio.run(_raw_level(port, body, args.batch, level, args.requests))
-            else:
-                rest = asyncio.run(_http_level(url, body, level, args.requests))
-            over_grpc = asyncio.run(_grpc_level(grpc_port, request, args.batch, level, args.requests))
-            ceiling = _thread_level(lambda: signature(**tensors), level, args.requests)
-            results.append((level, rest, over_grpc, ceiling))
+            rounds = []
+            for _ in range(args.rounds):
+                if args.client == "raw":
+                    rest = asyncio.run(_raw_level(port, body, args.batch, level, args.requests))
+                else:
+                    rest = asyncio.run(_http_level(url, body, level, args.requests))
+                over_grpc = asyncio.run(_grpc_level(grpc_port, request, args.batch, level, args.requests))
+                ceiling = _thread_level(lambda: signature(**tensors), level, args.requests)
+                rounds.append((rest, over_grpc, ceiling))
+            results.append((level, rounds))
         push = lambda: _push_copy(newest, int(newest.name) + 1)  # noqa: E731 - one line, named for the call
         swap = asyncio.run(_hot_swap(port, grpc_port, body, request, args.swap_concurrency, push))
     finally:
@@ -405,11 +427,20 @@ def _measure(args: argparse.Namespace, levels: list[int], home: str, newest: Pat
     header += f"{'in-process/s':>12} {'p50 ms':>7} {'p99 ms':>7} | {'REST/in-proc':>12} {'gRPC/in-proc':>12}"
     print(header)
     print("-" * len(header))
-    for level, (rps, p50, p99), (grps, gp50, gp99), (crps, cp50, cp99) in results:
+    for level, rounds in results:
+        (rps, p50, p99), (grps, gp50, gp99), (crps, cp50, cp99) = _medians(rounds)
+        # Each round's ratio is taken within the round (the three measured minutes apart at most), then the median.
+        rest_ratio = statistics.median(rest[0] / ceiling[0] for rest, _, ceiling in rounds)
+        grpc_ratio = statistics.median(over_grpc[0] / ceiling[0] for _, over_grpc, ceiling in rounds)
         print(
             f"{level:>11} | {rps:>10.0f} {p50:>7.2f} {p99:>7.2f} | {grps:>10.0f} {gp50:>7.2f} {gp99:>7.2f} | "
-            f"{crps:>12.0f} {cp50:>7.2f} {cp99:>7.2f} | {rps / crps:>12.2f} {grps / crps:>12.2f}"
+            f"{crps:>12.0f} {cp50:>7.2f} {cp99:>7.2f} | {rest_ratio:>12.2f} {grpc_ratio:>12.2f}"
         )
+    if args.rounds > 1:
+        print(f"\nmedians of {args.rounds} rounds; each round's ratios, per level (REST, gRPC):")
+        for level, rounds in results:
+            pairs = ", ".join(f"{rest[0] / top[0]:.2f}/{over[0] / top[0]:.2f}" for rest, over, top in rounds)
+            print(f"  concurrency {level}: {pairs}")
     seen = {front: sorted(found) for front, found in swap["versions"].items()}
     print(
         f"\nhot swap to version {swap['new']} under load ({args.swap_concurrency} REST + {args.swap_concurrency} "
