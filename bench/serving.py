@@ -364,6 +364,8 @@ def main() -> int:
     )
     args = parser.parse_args()
     levels = [int(level) for level in args.concurrency.split(",")]
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
 
     config = load_config("local", home=args.home)
     model_dir = Path(config.serving_model_dir)
@@ -439,7 +441,9 @@ def _measure(args: argparse.Namespace, levels: list[int], home: str, newest: Pat
     if args.rounds > 1:
         print(f"\nmedians of {args.rounds} rounds; each round's ratios, per level (REST, gRPC):")
         for level, rounds in results:
-            pairs = ", ".join(f"{rest[0] / top[0]:.2f}/{over[0] / top[0]:.2f}" for rest, over, top in rounds)
+            pairs = ", ".join(
+                f"{rest[0] / ceiling[0]:.2f}/{over_grpc[0] / ceiling[0]:.2f}" for rest, over_grpc, ceiling in rounds
+            )
             print(f"  concurrency {level}: {pairs}")
     seen = {front: sorted(found) for front, found in swap["versions"].items()}
     print(
