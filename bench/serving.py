@@ -429,22 +429,23 @@ def _measure(args: argparse.Namespace, levels: list[int], home: str, newest: Pat
     header += f"{'in-process/s':>12} {'p50 ms':>7} {'p99 ms':>7} | {'REST/in-proc':>12} {'gRPC/in-proc':>12}"
     print(header)
     print("-" * len(header))
-    for level, rounds in results:
+    # Each round's ratios are taken within the round (the three measured minutes apart at most), then the median.
+    ratios = [
+        [(rest[0] / ceiling[0], over_grpc[0] / ceiling[0]) for rest, over_grpc, ceiling in rounds]
+        for _, rounds in results
+    ]
+    for (level, rounds), pairs in zip(results, ratios, strict=True):
         (rps, p50, p99), (grps, gp50, gp99), (crps, cp50, cp99) = _medians(rounds)
-        # Each round's ratio is taken within the round (the three measured minutes apart at most), then the median.
-        rest_ratio = statistics.median(rest[0] / ceiling[0] for rest, _, ceiling in rounds)
-        grpc_ratio = statistics.median(over_grpc[0] / ceiling[0] for _, over_grpc, ceiling in rounds)
+        rest_ratio = statistics.median(rest for rest, _ in pairs)
+        grpc_ratio = statistics.median(over_grpc for _, over_grpc in pairs)
         print(
             f"{level:>11} | {rps:>10.0f} {p50:>7.2f} {p99:>7.2f} | {grps:>10.0f} {gp50:>7.2f} {gp99:>7.2f} | "
             f"{crps:>12.0f} {cp50:>7.2f} {cp99:>7.2f} | {rest_ratio:>12.2f} {grpc_ratio:>12.2f}"
         )
     if args.rounds > 1:
         print(f"\nmedians of {args.rounds} rounds; each round's ratios, per level (REST, gRPC):")
-        for level, rounds in results:
-            pairs = ", ".join(
-                f"{rest[0] / ceiling[0]:.2f}/{over_grpc[0] / ceiling[0]:.2f}" for rest, over_grpc, ceiling in rounds
-            )
-            print(f"  concurrency {level}: {pairs}")
+        for (level, _), pairs in zip(results, ratios, strict=True):
+            print(f"  concurrency {level}: {', '.join(f'{rest:.2f}/{over_grpc:.2f}' for rest, over_grpc in pairs)}")
     seen = {front: sorted(found) for front, found in swap["versions"].items()}
     print(
         f"\nhot swap to version {swap['new']} under load ({args.swap_concurrency} REST + {args.swap_concurrency} "
