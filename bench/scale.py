@@ -192,7 +192,7 @@ def component_times(metadata: Path, pipeline_name: str) -> list[dict[str, Any]]:
     from ml_metadata.metadata_store import metadata_store
     from ml_metadata.proto import metadata_store_pb2
 
-    from runs.report import node_of_executions
+    from runs.contexts import node_of_executions
 
     connection = metadata_store_pb2.ConnectionConfig()
     connection.sqlite.filename_uri = str(metadata)

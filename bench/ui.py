@@ -44,7 +44,7 @@ def build_store(source_home: Path, target: Path | Any, runs: int) -> tuple[str, 
     from ml_metadata.proto import metadata_store_pb2 as pb
 
     from pipeline import names
-    from runs import report
+    from runs import contexts, report
     from runs.store import open_sqlite
 
     source = open_sqlite(source_home / "metadata.sqlite")
@@ -83,7 +83,7 @@ def build_store(source_home: Path, target: Path | Any, runs: int) -> tuple[str, 
     [pipeline.id] = store.put_contexts([pipeline])
 
     executions = sorted(source.get_executions_by_context(run_context.id), key=lambda e: e.id)
-    node_of = report.node_of_executions(source, executions)
+    node_of = contexts.node_of_executions(source, executions)
     nodes: dict[str, pb.Context] = {}
     for node_id in node_of.values():
         node = pb.Context(name=f"{pipeline_name}.{node_id}", type_id=context_types["node"])

@@ -15,12 +15,11 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 import tfx_compat
 from pipeline import names
-from runs import states
+from runs import contexts, states
 from runs.report import RunReport
 
 # How a run ended, or that it has not: the states the runs list shows and filters by.
@@ -124,36 +123,31 @@ class RunCatalog:
         recorded = context.custom_properties.get(names.RUN_ROW)
         if recorded is not None:
             values = json.loads(recorded.string_value)
-            values.update(started_ms=context.create_time_since_epoch, run_id=context.name)
+            values.update(started_ms=context.create_time_since_epoch, run_id=contexts.run_id_of(context))
             values["seconds"] = (context.last_update_time_since_epoch - context.create_time_since_epoch) / 1000
             return RunRow(**values)
         with self._lock:
             if context.id in self._computed:
                 return self._computed[context.id]
-        row = self._summarise(context, running=context.name == active_run)
+        row = self._summarise(context, running=contexts.run_id_of(context) == active_run)
         if row.state != RUNNING:
             with self._lock:
                 self._computed[context.id] = row
         return row
 
     def _contexts(self, state: str | None, active_run: str) -> list[metadata_store_pb2.Context]:
-        query = f"type = 'pipeline_run' AND parent_contexts_a.name = {quoted(self._pipeline_name)}"
         if state in (DONE, FAILED, STOPPED, INTERRUPTED):
-            recorded = self._list(f"{query} AND custom_properties.{names.RUN_STATE}.string_value = {quoted(state)}")
-            unrecorded = [c for c in self._list(query) if names.RUN_STATE not in c.custom_properties]
+            condition = f"custom_properties.{names.RUN_STATE}.string_value = {contexts.quoted(state)}"
+            recorded = contexts.list_runs(self._store, self._pipeline_name, condition)
+            everything = contexts.list_runs(self._store, self._pipeline_name)
+            unrecorded = [c for c in everything if names.RUN_STATE not in c.custom_properties]
             matching = recorded + [c for c in unrecorded if self.row(c, active_run).state == state]
             return sorted(matching, key=lambda c: (c.create_time_since_epoch, c.id), reverse=True)
-        contexts = self._list(query)
+        found = contexts.list_runs(self._store, self._pipeline_name)
         if state == RUNNING:
-            contexts = [c for c in contexts if names.RUN_STATE not in c.custom_properties]
-            contexts = [c for c in contexts if self.row(c, active_run).state == state]
-        return contexts
-
-    def _list(self, query: str) -> list[metadata_store_pb2.Context]:
-        options = metadata_store.ListOptions(
-            filter_query=query, order_by=metadata_store.OrderByField.CREATE_TIME, is_asc=False
-        )
-        return self._store.get_contexts(list_options=options)
+            found = [c for c in found if names.RUN_STATE not in c.custom_properties]
+            found = [c for c in found if self.row(c, active_run).state == state]
+        return found
 
     def _summarise(self, context: metadata_store_pb2.Context, running: bool) -> RunRow:
         """A run's row from ML Metadata alone: its executions' states, the selector's blessing, the push."""
@@ -161,13 +155,18 @@ class RunCatalog:
         types = {t.id: t.name for t in self._store.get_execution_types()}
         by_kind = {types.get(e.type_id, "").rsplit(".", 1)[-1]: e for e in executions}
         failed = [types.get(e.type_id, "").rsplit(".", 1)[-1] for e in executions if states.of_execution(e) == "failed"]
+        pushed_done = "Pusher" in by_kind and states.of_execution(by_kind["Pusher"]) in (states.DONE, states.CACHED)
+        if contexts.is_legacy(context) and not pushed_done:
+            # Airflow's runs: the legacy launcher records no failure and holds no lock here, so a run with an
+            # unfinished execution may be running or may have failed there (Airflow's own UI tells which).
+            running = any(states.of_execution(e) == states.RUNNING for e in executions)
         if running:
             state = RUNNING
         elif "ValidationGate" in failed:
             state = STOPPED
         elif failed:
             state = FAILED
-        elif "Pusher" in by_kind and states.of_execution(by_kind["Pusher"]) in (states.DONE, states.CACHED):
+        elif pushed_done:
             state = DONE
         else:
             state = INTERRUPTED
@@ -180,7 +179,7 @@ class RunCatalog:
         config = json.loads(_string(context.custom_properties, names.RUN_CONFIG) or "{}")
         last = max((e.last_update_time_since_epoch for e in executions), default=context.create_time_since_epoch)
         return RunRow(
-            run_id=context.name,
+            run_id=contexts.run_id_of(context),
             started_ms=context.create_time_since_epoch,
             seconds=(last - context.create_time_since_epoch) / 1000,
             state=state,
@@ -218,8 +217,3 @@ def _selection(blessing: metadata_store_pb2.Artifact | None) -> tuple[str, str, 
 def _string(properties: Mapping[str, metadata_store_pb2.Value], key: str) -> str:
     value = properties.get(key)
     return value.string_value if value is not None else ""
-
-
-def quoted(text: str) -> str:
-    """A string literal of ML Metadata's filter language."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -6,10 +6,8 @@ import dataclasses
 import json
 from typing import Any
 
-from ml_metadata.metadata_store import metadata_store
-
 from pipeline import names
-from runs.catalog import quoted
+from runs import contexts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,21 +42,16 @@ def config_rows(left_json: str, right_json: str) -> list[ConfigRow]:
     return [ConfigRow(key, left.get(key, ""), right.get(key, "")) for key in sorted(left.keys() | right.keys())]
 
 
-def run_config_json(store: Any, run_id: str) -> str:
-    """The resolved config a local run recorded on its context; "" when it recorded none."""
-    context = store.get_context_by_type_and_name("pipeline_run", run_id)
+def run_config_json(store: Any, run_id: str, pipeline_name: str | None = None) -> str:
+    """The resolved config a local run recorded on its context; "" when it recorded none (an Airflow run)."""
+    context = contexts.find_run(store, run_id, pipeline_name)
     value = context.custom_properties.get(names.RUN_CONFIG) if context is not None else None
     return value.string_value if value is not None else ""
 
 
 def previous_run_id(store: Any, pipeline_name: str, run_id: str) -> str:
-    """The run of the same pipeline created just before ``run_id`` (one query); "" for the first."""
-    context = store.get_context_by_type_and_name("pipeline_run", run_id)
-    query = f"type = 'pipeline_run' AND parent_contexts_a.name = {quoted(pipeline_name)}"
-    if context is not None:
-        query += f" AND create_time_since_epoch < {context.create_time_since_epoch}"
-    options = metadata_store.ListOptions(
-        filter_query=query, order_by=metadata_store.OrderByField.CREATE_TIME, is_asc=False, limit=1
-    )
-    earlier = store.get_contexts(list_options=options)
-    return earlier[0].name if earlier else ""
+    """The run of the same pipeline created just before ``run_id`` (a query per layout); "" for the first."""
+    context = contexts.find_run(store, run_id, pipeline_name)
+    condition = f"create_time_since_epoch < {context.create_time_since_epoch}" if context is not None else ""
+    earlier = contexts.list_runs(store, pipeline_name, condition, limit=1)
+    return contexts.run_id_of(earlier[0]) if earlier else ""

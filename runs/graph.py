@@ -16,7 +16,7 @@ from typing import Any
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import names
-from runs import states
+from runs import contexts, states
 from runs.active import ActiveRun
 from runs.report import ComponentRecord, read_components
 
@@ -71,7 +71,7 @@ def run_graph(store: Any, pipeline_name: str, run_id: str, active_run: ActiveRun
 
     Raises LookupError for a run neither ML Metadata nor the home's lock knows.
     """
-    context = store.get_context_by_type_and_name("pipeline_run", run_id)
+    context = contexts.find_run(store, run_id, pipeline_name)
     live = active_run is not None and active_run.run_id == run_id
     if context is None and not live:
         raise LookupError(f"no run {run_id!r}")

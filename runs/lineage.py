@@ -15,8 +15,7 @@ from typing import Any
 
 from ml_metadata.proto import metadata_store_pb2
 
-from runs import states
-from runs.report import node_of_executions
+from runs import contexts, states
 
 UPSTREAM, DOWNSTREAM = "upstream", "downstream"
 MAX_NODES = 150
@@ -117,7 +116,8 @@ class _Walk:
         from pathlib import Path
 
         for execution in list(self._executions.values()):
-            base = execution.custom_properties.get("input_base")
+            # An execution property: a custom property in the IR-based layout, a typed one in Airflow's.
+            base = execution.custom_properties.get("input_base") or execution.properties.get("input_base")
             if base is None or not self._execution_types.get(execution.type_id, "").endswith("ExampleGen"):
                 continue
             folder = Path(base.string_value)
@@ -135,12 +135,11 @@ class _Walk:
     def _add_executions(self, executions: list[metadata_store_pb2.Execution]) -> None:
         if not executions:
             return
-        node_of = node_of_executions(self.store, executions)
-        run_type = self.store.get_context_type("pipeline_run").id
+        node_of = contexts.node_of_executions(self.store, executions)
+        run_of = contexts.run_of_executions(self.store, executions)
         for execution in executions:
-            runs = [c.name for c in self.store.get_contexts_by_execution(execution.id) if c.type_id == run_type]
             node_id = node_of.get(execution.id, self._execution_types.get(execution.type_id, ""))
-            run_id = runs[0] if runs else ""
+            run_id = run_of.get(execution.id, "")
             self.nodes[f"e{execution.id}"] = LineageNode(
                 f"e{execution.id}",
                 "execution",

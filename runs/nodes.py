@@ -9,8 +9,8 @@ from typing import Any
 
 from ml_metadata.proto import metadata_store_pb2
 
-from runs import states
-from runs.report import error_message, node_of_executions
+from runs import contexts, states
+from runs.report import error_message
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,13 +47,16 @@ class NodeDetail:
         return sorted(runs)[0] if runs else ""
 
 
-def node_detail(store: Any, run_id: str, node_id: str) -> NodeDetail:
-    """The node ``node_id`` of run ``run_id``; LookupError when the run has no execution of it."""
-    context = store.get_context_by_type_and_name("pipeline_run", run_id)
+def node_detail(store: Any, run_id: str, node_id: str, pipeline_name: str | None = None) -> NodeDetail:
+    """The node ``node_id`` of run ``run_id``; LookupError when the run has no execution of it.
+
+    ``pipeline_name`` tells an Airflow run apart from another pipeline's run of the same id (``runs.contexts``).
+    """
+    context = contexts.find_run(store, run_id, pipeline_name)
     if context is None:
         raise LookupError(f"no run {run_id!r}")
     executions = store.get_executions_by_context(context.id)
-    node_of = node_of_executions(store, executions)
+    node_of = contexts.node_of_executions(store, executions)
     execution = next((e for e in executions if node_of.get(e.id) == node_id), None)
     if execution is None:
         raise LookupError(f"run {run_id} has no execution of {node_id}")
@@ -76,6 +79,9 @@ def node_detail(store: Any, run_id: str, node_id: str) -> NodeDetail:
         )
         ports[event.type].setdefault(_port(event), []).append(ref)
     seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
+    parameters = property_texts(execution)
+    if contexts.is_legacy_execution(execution):
+        parameters = {key: text for key, text in parameters.items() if key not in contexts.LEGACY_BOOKKEEPING}
     return NodeDetail(
         run_id=run_id,
         node_id=node_id,
@@ -83,25 +89,25 @@ def node_detail(store: Any, run_id: str, node_id: str) -> NodeDetail:
         state=states.of_execution(execution),
         seconds=seconds,
         execution_id=execution.id,
-        parameters=property_texts(execution),
+        parameters=parameters,
         inputs=ports[metadata_store_pb2.Event.INPUT],
         outputs=ports[metadata_store_pb2.Event.OUTPUT],
         error=error_message(execution),
     )
 
 
-def run_outputs(store: Any, run_id: str) -> dict[str, dict[str, ArtifactRef]]:
+def run_outputs(store: Any, run_id: str, pipeline_name: str | None = None) -> dict[str, dict[str, ArtifactRef]]:
     """Every node's output artifacts in run ``run_id``, by node id and port (the first artifact of each port).
 
     A handful of queries for the whole run, whatever its size: for pages that need many nodes' outputs at once
     (the Models page reads every candidate's Trainer and Evaluator and the selector). LookupError for an unknown
     run.
     """
-    context = store.get_context_by_type_and_name("pipeline_run", run_id)
+    context = contexts.find_run(store, run_id, pipeline_name)
     if context is None:
         raise LookupError(f"no run {run_id!r}")
     executions = store.get_executions_by_context(context.id)
-    node_of = node_of_executions(store, executions)
+    node_of = contexts.node_of_executions(store, executions)
     events = store.get_events_by_execution_ids([e.id for e in executions]) if executions else []
     outputs = [e for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
     artifacts = {a.id: a for a in store.get_artifacts_by_id(list({e.artifact_id for e in outputs}))} if outputs else {}
@@ -123,14 +129,13 @@ def _producers(store: Any, artifact_ids: list[int]) -> dict[int, tuple[str, str]
     outputs = [e for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
     executions = {e.id: e for e in store.get_executions_by_id(list({e.execution_id for e in outputs}))}
     writers = [e for e in outputs if states.of_execution(executions[e.execution_id]) != states.CACHED]
-    run_type = store.get_context_type("pipeline_run").id
-    node_of = node_of_executions(store, [executions[e.execution_id] for e in writers])
+    writing = [executions[e.execution_id] for e in writers]
+    node_of = contexts.node_of_executions(store, writing)
+    run_of = contexts.run_of_executions(store, writing)
     result = {}
     for event in sorted(writers, key=lambda e: e.execution_id):
-        if event.artifact_id in result:
-            continue
-        runs = [c.name for c in store.get_contexts_by_execution(event.execution_id) if c.type_id == run_type]
-        result[event.artifact_id] = (runs[0] if runs else "", node_of.get(event.execution_id, ""))
+        if event.artifact_id not in result:
+            result[event.artifact_id] = (run_of.get(event.execution_id, ""), node_of.get(event.execution_id, ""))
     return result
 
 

@@ -16,7 +16,7 @@ from ml_metadata.proto import metadata_store_pb2
 import tfx_compat
 from pipeline import names
 from pipeline.components import anomalies, evaluation_results
-from runs import states
+from runs import contexts, states
 
 
 @dataclasses.dataclass
@@ -77,22 +77,6 @@ def latest_run_id(store: metadata_store.MetadataStore, pipeline_name: str) -> st
     return runs[-1] if runs else None
 
 
-def node_of_executions(
-    store: metadata_store.MetadataStore, executions: Sequence[metadata_store_pb2.Execution]
-) -> dict[int, str]:
-    """Execution id -> node id, from each execution's ``node`` context (named ``<pipeline>.<node id>``).
-
-    One small query per execution: the cost follows the run's size, not the store's.
-    """
-    node_type = store.get_context_type("node")
-    result = {}
-    for execution in executions:
-        for context in store.get_contexts_by_execution(execution.id):
-            if context.type_id == node_type.id:
-                result[execution.id] = context.name.split(".", 1)[-1]
-    return result
-
-
 def error_message(execution: metadata_store_pb2.Execution) -> str:
     """TFX stores a failed execution's result as a serialized ExecutionResult text in a custom property."""
     result = execution.custom_properties.get(tfx_compat.EXECUTION_RESULT_PROPERTY)
@@ -119,12 +103,8 @@ def _artifact_type_name(store: metadata_store.MetadataStore, artifact: metadata_
 
 
 def run_ids(store: metadata_store.MetadataStore, pipeline_name: str) -> list[str]:
-    """The pipeline's runs, oldest first: TFX makes each run's ``pipeline_run`` context a child of the pipeline's."""
-    pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
-    if pipeline is None:
-        return []
-    runs = store.get_children_contexts_by_context(pipeline.id)
-    return [context.name for context in sorted(runs, key=lambda c: (c.create_time_since_epoch, c.id))]
+    """The pipeline's runs, oldest first, whichever orchestrator recorded them (``runs.contexts``)."""
+    return [contexts.run_id_of(context) for context in reversed(contexts.list_runs(store, pipeline_name))]
 
 
 def read_components(
@@ -135,11 +115,11 @@ def read_components(
     ``node_ids`` lists the pipeline's nodes in order so that nodes the run never reached show as "not run"; a run
     ML Metadata has not seen at all (it failed before its first component) has every node "not run".
     """
-    run_context = store.get_context_by_type_and_name("pipeline_run", run_id)
+    run_context = contexts.find_run(store, run_id, pipeline_name)
     if run_context is None and not node_ids:
         raise LookupError(f"pipeline '{pipeline_name}' has no run {run_id!r} in this store")
     executions = sorted(store.get_executions_by_context(run_context.id), key=lambda e: e.id) if run_context else []
-    node_of_execution = node_of_executions(store, executions)
+    node_of_execution = contexts.node_of_executions(store, executions)
     records = {node_id: ComponentRecord(node_id, states.NOT_RUN) for node_id in node_ids}
     for execution in executions:
         node_id = node_of_execution.get(execution.id, f"execution {execution.id}")

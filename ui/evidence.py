@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pipeline import names
-from runs import artifacts, compare, evaluations, lineage, nodes
+from runs import artifacts, compare, contexts, evaluations, lineage, nodes
 from runs import training as training_reader
 from runs.catalog import RunRow
 from ui.pages import render
@@ -113,7 +113,7 @@ def _candidate(outputs: dict[str, dict[str, Any]], name: str, root: str) -> Cand
 
 def _candidates(explorer: Any, run_id: str, outputs: dict[str, dict[str, Any]]) -> list[CandidateEvidence]:
     """The run's candidates in config order (or, for a run that recorded no config, as its Trainers say)."""
-    config = compare.flatten(compare.run_config_json(explorer.store, run_id))
+    config = compare.flatten(compare.run_config_json(explorer.store, run_id, explorer.pipeline_name))
     listed = [name.strip() for name in config.get("candidates.names", "").split(",") if name.strip()]
     found = [name for name in (names.candidate_of(node) for node in outputs) if name]
     root = explorer.config.pipeline.root
@@ -146,11 +146,11 @@ def models_page(request: Request) -> Response:
     calibration curves, confusion matrices, and training curves."""
     explorer = request.app.state.explorer
     run_id = request.path_params["run_id"]
-    context = explorer.store.get_context_by_type_and_name("pipeline_run", run_id)
+    context = contexts.find_run(explorer.store, run_id, explorer.pipeline_name)
     if context is None:
         raise HTTPException(404, f"no run {run_id}")
     row = explorer.catalog.row(context)
-    outputs = nodes.run_outputs(explorer.store, run_id)
+    outputs = nodes.run_outputs(explorer.store, run_id, explorer.pipeline_name)
     candidates = _candidates(explorer, run_id, outputs)
     selector = outputs.get(names.MODEL_SELECTOR, {}).get("blessing")
     selection = None
@@ -233,15 +233,16 @@ def compare_page(request: Request) -> Response:
     evidence: list[tuple[list[CandidateEvidence], Any]] = []
     if left and right:
         for run_id in (left, right):
-            context = explorer.store.get_context_by_type_and_name("pipeline_run", run_id)
+            context = contexts.find_run(explorer.store, run_id, explorer.pipeline_name)
             if context is None:
                 raise HTTPException(404, f"no run {run_id}")
             summaries.append(explorer.catalog.row(context))
         rows = compare.config_rows(
-            compare.run_config_json(explorer.store, left), compare.run_config_json(explorer.store, right)
+            compare.run_config_json(explorer.store, left, explorer.pipeline_name),
+            compare.run_config_json(explorer.store, right, explorer.pipeline_name),
         )
         for run_id in (left, right):
-            outputs = nodes.run_outputs(explorer.store, run_id)
+            outputs = nodes.run_outputs(explorer.store, run_id, explorer.pipeline_name)
             evidence.append((_candidates(explorer, run_id, outputs), _statistics(explorer, outputs)))
     return render(
         request,

@@ -87,7 +87,7 @@ def run_page(request: Request) -> Response:
     previous = compare.previous_run_id(explorer.store, explorer.pipeline_name, run_id)
     differences = []
     if previous and graph.config_json:
-        previous_json = compare.run_config_json(explorer.store, previous)
+        previous_json = compare.run_config_json(explorer.store, previous, explorer.pipeline_name)
         differences = [row for row in compare.config_rows(previous_json, graph.config_json) if row.differs]
     return render(
         request,
@@ -135,7 +135,7 @@ def node_page(request: Request) -> Response:
     explorer = _explorer(request)
     run_id, node_id = request.path_params["run_id"], request.path_params["node_id"]
     try:
-        detail = nodes.node_detail(explorer.store, run_id, node_id)
+        detail = nodes.node_detail(explorer.store, run_id, node_id, explorer.pipeline_name)
     except LookupError as error:
         raise HTTPException(404, str(error)) from None
     return render(request, "node.html", node=detail)
@@ -230,7 +230,7 @@ def _config_of(explorer: Explorer, run_id: str) -> Any:
     """The config ``run_id`` recorded, or None (the form then shows the profile's)."""
     if not run_id:
         return None
-    text = compare.run_config_json(explorer.store, run_id)
+    text = compare.run_config_json(explorer.store, run_id, explorer.pipeline_name)
     if not text:
         return None
     try:

@@ -75,6 +75,7 @@ class Composer:
         }
         self.airflow_db = airflow_db.replace("postgresql+psycopg2://", "postgresql://")
         self.scheduler: subprocess.Popen | None = None
+        self.overrides: list[str] = []  # the --set values the DAG folder was compiled with
 
     def airflow(self, *arguments: str, timeout: int = 300) -> str:
         result = subprocess.run(
@@ -191,6 +192,7 @@ def composer(tmp_path_factory) -> Iterator[Composer]:
             f"airflow.parallelism={PARALLELISM}",
             f"candidates.names={','.join(CANDIDATES)}",
         ]
+        composer.overrides = overrides
         command = [str(VENV_BIN / "taxi-pipeline"), "compile", "--runner", "airflow", "--profile", "composer"]
         command += ["--output", str(root / "dags"), "--home", str(composer.home)]
         for override in overrides:
@@ -248,7 +250,7 @@ def test_the_dag_folder_imports_within_the_timeout_deploy_md_sets(composer, dag_
     assert seconds < timeout / 4, "docs/DEPLOY.md's dagbag_import_timeout leaves too little headroom"
 
 
-def test_the_scheduler_runs_the_dag_through_a_killed_worker_then_reuses_the_cache(composer, dag_bag):
+def test_the_scheduler_runs_the_dag_through_a_killed_worker_then_reuses_the_cache(composer, dag_bag, monkeypatch):
     composer.start_scheduler()
     # New DAGs start paused (core.dags_are_paused_at_creation), as on Composer: unpause once the scheduler's
     # DAG processor has parsed the file, and the scheduler creates the latest interval's run itself.
@@ -318,3 +320,43 @@ def test_the_scheduler_runs_the_dag_through_a_killed_worker_then_reuses_the_cach
     assert {node for node, state in states.items() if state == "cached"} >= CACHED_IN_SECOND_RUN, states
     assert set(states.values()) <= {"cached", "complete"}, states
     assert composer.query("SELECT count(*) FROM import_error") == [(0,)]  # the scheduler's parses all succeeded
+
+    monkeypatch.setenv(account_password_variable(), composer.account.password)
+    check_run_explorer(composer, first_run_id, second_run_id)
+
+
+def check_run_explorer(composer: Composer, first_run_id: str, second_run_id: str) -> None:
+    """``taxi-pipeline ui --profile composer`` on the same ML Metadata (recorded by TFX's legacy launcher, in its
+    own layout: ``runs.contexts``) shows both scheduled runs, their graphs, nodes, models and lineage."""
+    from urllib.parse import quote
+
+    from starlette.testclient import TestClient
+
+    from pipeline.config import load_config
+    from ui.app import create_app
+    from ui.settings import UiSettings
+
+    config = load_config("composer", composer.overrides, home=str(composer.home))
+    with TestClient(create_app(UiSettings(config=config)), base_url="http://127.0.0.1") as client:
+        runs = client.get("/")
+        assert runs.status_code == 200 and runs.text.count('class="state state-done"') == 2, runs.text
+        assert runs.text.index(second_run_id) < runs.text.index(first_run_id)  # newest first
+        first = f"/runs/{quote(first_run_id)}"
+        pages = {
+            first: f"Trainer_{CANDIDATES[0]}",
+            f"{first}/nodes/{KILLED}": "models.trainer.run_fn",
+            f"{first}/models": "Confusion matrices",
+            f"{first}/schemas": "Curated and inferred schema",
+            f"/compare?a={quote(first_run_id)}&b={quote(second_run_id)}": "Candidates' metrics",
+        }
+        for page, text in pages.items():
+            answer = client.get(page)
+            assert answer.status_code == 200 and text in answer.text, page
+        trainer = client.get(f"{first}/nodes/{KILLED}").text
+        assert "<td>run_id</td>" not in trainer  # the legacy launcher's bookkeeping is not shown as parameters
+        cached = client.get(f"/runs/{quote(second_run_id)}/nodes/Transform").text
+        assert "outputs reused from" in cached and first_run_id in cached  # produced by the first run
+        pusher = client.get(f"{first}/nodes/Pusher").text
+        pushed_id = re.findall(r"/artifacts/(\d+)/lineage", pusher)[-1]  # the last artifact: the output
+        lineage = client.get(f"/artifacts/{pushed_id}/lineage").text
+        assert "input files" in lineage and "taxi.csv" in lineage
