@@ -130,7 +130,8 @@ class RunCatalog:
             if context.id in self._computed:
                 return self._computed[context.id]
         row = self._summarise(context, running=contexts.run_id_of(context) == active_run)
-        if row.state != RUNNING:
+        # A local run that ended stays as it ended; Airflow may retry a failed task of its runs and finish them.
+        if row.state != RUNNING and (row.state == DONE or not contexts.is_legacy(context)):
             with self._lock:
                 self._computed[context.id] = row
         return row
@@ -156,10 +157,11 @@ class RunCatalog:
         by_kind = {types.get(e.type_id, "").rsplit(".", 1)[-1]: e for e in executions}
         failed = [types.get(e.type_id, "").rsplit(".", 1)[-1] for e in executions if states.of_execution(e) == "failed"]
         pushed_done = "Pusher" in by_kind and states.of_execution(by_kind["Pusher"]) in (states.DONE, states.CACHED)
-        if contexts.is_legacy(context) and not pushed_done:
-            # Airflow's runs: the legacy launcher records no failure and holds no lock here, so a run with an
-            # unfinished execution may be running or may have failed there (Airflow's own UI tells which).
-            running = any(states.of_execution(e) == states.RUNNING for e in executions)
+        if contexts.is_legacy(context):
+            # Airflow's runs hold no lock here: one that neither pushed nor recorded a failure has tasks still to
+            # run, or lost a worker for good (Airflow's own UI tells which; tfx_compat.airflow_metadata records
+            # the failures that raise).
+            running = not pushed_done and not failed
         if running:
             state = RUNNING
         elif "ValidationGate" in failed:

@@ -9,8 +9,8 @@ Why two: TFX's orchestrators do not record runs alike.
   launcher (``tfx.orchestration.metadata``): a ``run`` context named ``<pipeline>.<run id>`` with the
   properties ``pipeline_name`` and ``run_id`` and no parent link, a ``component_run`` context per component,
   and the component id, run id and pipeline name as properties of each execution. A run id is Airflow's
-  (``scheduled__2026-12-01T03:00:00+00:00``). The legacy launcher records no failure: a task that failed leaves
-  its execution as it registered it (state ``new``, which ML Metadata reads as RUNNING); Airflow knows the rest.
+  (``scheduled__2026-12-01T03:00:00+00:00``). The legacy launcher records no failure (a failed task's execution
+  stays ``new``, RUNNING); the DAG's launcher, ``tfx_compat.airflow_metadata.AirflowLauncher``, marks it FAILED.
 
 Every page of the run explorer, the summary and ``bench/`` find runs, their executions' nodes and an execution's
 run through here, so a store written by either (or both: a local run and a scheduled one sharing a MySQL store)

@@ -32,12 +32,18 @@ of ``tfx.orchestration.metadata``, ``get_component_run_context``, and the launch
 
 from __future__ import annotations
 
+import logging
+import traceback
 from typing import Any
 
 from ml_metadata import errors
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata as tfx_metadata
 from tfx.orchestration.launcher.in_process_component_launcher import InProcessComponentLauncher
+
+log = logging.getLogger(__name__)
+# google.rpc.Code.UNKNOWN: what TFX's newer launcher records for an executor that raised.
+UNKNOWN = 2
 
 
 class AirflowMetadata(tfx_metadata.Metadata):
@@ -146,8 +152,41 @@ class AirflowMetadata(tfx_metadata.Metadata):
 
 
 class AirflowLauncher(InProcessComponentLauncher):
-    """TFX's in-process launcher with ``AirflowMetadata`` as the drivers' ML Metadata handle."""
+    """TFX's in-process launcher with ``AirflowMetadata`` as the drivers' ML Metadata handle, which also records
+    a failed executor in ML Metadata.
+
+    Why: the legacy launcher records nothing when the executor raises, so a failed task's execution stays "new"
+    (RUNNING) for good and the run explorer can only call its run running. This launcher marks it FAILED with the
+    traceback, as TFX's newer launcher does (``execution_lib.set_execution_result``, read back by
+    ``runs.report.error_message``); Airflow's retry registers the execution again, which sets it back to "new"
+    (``AirflowMetadata._register_again`` puts it without the result).
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs["metadata_connection"] = AirflowMetadata(kwargs["metadata_connection"].connection_config)
         super().__init__(**kwargs)
+
+    def _run_executor(  # noqa: D102 - TFX's method, wrapped
+        self, execution_id: int, input_dict: dict, output_dict: dict, exec_properties: dict
+    ) -> None:
+        try:
+            super()._run_executor(execution_id, input_dict, output_dict, exec_properties)
+        except Exception:
+            self._record_failure(execution_id, traceback.format_exc())
+            raise
+
+    def _record_failure(self, execution_id: int, message: str) -> None:
+        """The execution marked FAILED with ``message``; a problem doing so is logged, never raised over the
+        executor's own error (Airflow must still see that one)."""
+        from tfx.orchestration.portable.mlmd import execution_lib
+        from tfx.proto.orchestration import execution_result_pb2
+
+        try:
+            with self._metadata_connection as handle:
+                [execution] = handle.store.get_executions_by_id([execution_id])
+                execution.last_known_state = metadata_store_pb2.Execution.FAILED
+                result = execution_result_pb2.ExecutionResult(code=UNKNOWN, result_message=message)
+                execution_lib.set_execution_result(result, execution)
+                handle.store.put_executions([execution])
+        except Exception:  # noqa: BLE001 - the executor's error is the one that matters
+            log.exception("could not record the failure of execution %d in ML Metadata", execution_id)

@@ -1,8 +1,10 @@
 """``tfx_compat.airflow_metadata`` against TFX's real legacy ML Metadata handle on a real SQLite store: an
 Evaluator whose candidate is also its baseline, and a task that registered its execution, died and is retried by
-Airflow, each registering the way TFX's legacy driver does."""
+Airflow, each registering the way TFX's legacy driver does; and a component that fails, then passes on Airflow's
+retry, launched by ``AirflowLauncher``.
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: TFX reads the real annotation objects to build the component.
+"""
 
 import pytest
 
@@ -11,11 +13,13 @@ import tfx_compat
 tfx_compat.prepare_tensorflow()
 from ml_metadata import errors  # noqa: E402
 from ml_metadata.proto import metadata_store_pb2  # noqa: E402
+from tfx.dsl.component.experimental.annotations import OutputArtifact  # noqa: E402
+from tfx.dsl.component.experimental.decorators import component  # noqa: E402
 from tfx.orchestration import data_types  # noqa: E402
 from tfx.orchestration import metadata as tfx_metadata  # noqa: E402
 from tfx.types import standard_artifacts  # noqa: E402
 
-from tfx_compat.airflow_metadata import AirflowMetadata  # noqa: E402
+from tfx_compat.airflow_metadata import AirflowLauncher, AirflowMetadata  # noqa: E402
 
 PIPELINE = data_types.PipelineInfo("taxi", "/tmp/root", run_id="scheduled__2026-12-02T03:00:00+00:00")
 TRAINER = data_types.ComponentInfo("tfx.components.trainer.component.Trainer", "Trainer_linear", PIPELINE)
@@ -107,3 +111,53 @@ def test_one_artifact_under_two_keys_is_one_event_with_both_paths(connection):
         [event] = handle.store.get_events_by_execution_ids([execution.id])
         steps = [step.key or step.index for step in event.path.steps]
         assert steps == ["model", 0, "baseline_model", 0]  # as TFX's newer orchestrators record it
+
+
+REFUSE = {"now": True}
+
+
+@component
+def ValidationGate(schema: OutputArtifact[standard_artifacts.Schema]) -> None:  # noqa: N802 - a component class
+    """A real TFX component (a Python function component) that raises while ``REFUSE`` says so, as
+    ``pipeline.components.validation_gate.ValidationGate`` does on data that failed validation (named as it is:
+    the runs list tells a run stopped at the gate by the component's class)."""
+    if REFUSE["now"]:
+        raise ValueError("the examples failed validation: 3 anomalies")
+
+
+def _launch(connection: metadata_store_pb2.ConnectionConfig, root) -> None:
+    """The component run as Airflow's task runs it: TFX's legacy launcher through ``AirflowLauncher``."""
+    launcher = AirflowLauncher.create(
+        component=ValidationGate(),
+        pipeline_info=data_types.PipelineInfo("taxi", str(root), run_id=PIPELINE.run_id),
+        driver_args=data_types.DriverArgs(enable_cache=True),
+        metadata_connection=tfx_metadata.Metadata(connection),
+        beam_pipeline_args=[],
+        additional_pipeline_args={},
+    )
+    launcher.launch()
+
+
+def test_a_failed_executor_is_recorded_and_its_retry_completes_the_same_execution(connection, tmp_path, monkeypatch):
+    """What the run explorer reads of an Airflow task that failed, then of its retry (``runs.report``)."""
+    from runs import report
+    from runs.catalog import RUNNING, STOPPED, RunCatalog
+
+    monkeypatch.setitem(REFUSE, "now", True)
+    with pytest.raises(ValueError, match="failed validation"):
+        _launch(connection, tmp_path)
+    store = tfx_metadata.Metadata(connection)
+    with store as handle:
+        [gate] = report.read_components(handle.store, "taxi", PIPELINE.run_id)
+        assert gate.state == "failed" and "ValueError: the examples failed validation" in gate.error
+        [row] = RunCatalog(handle.store, "taxi").page().rows
+        assert (row.run_id, row.state) == (PIPELINE.run_id, STOPPED)
+
+    monkeypatch.setitem(REFUSE, "now", False)  # Airflow retries the task; this time it passes
+    _launch(connection, tmp_path)
+    with store as handle:
+        [gate] = report.read_components(handle.store, "taxi", PIPELINE.run_id)
+        assert (gate.state, gate.error) == ("done", "")  # the first attempt's result is gone
+        assert len(handle.store.get_executions()) == 1
+        [row] = RunCatalog(handle.store, "taxi").page().rows
+        assert row.state == RUNNING  # the gate passed: Airflow goes on with the next tasks
