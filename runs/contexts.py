@@ -19,7 +19,7 @@ reads the same.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ml_metadata import errors
@@ -107,34 +107,36 @@ def node_of_executions(store: Any, executions: Sequence[metadata_store_pb2.Execu
     """Execution id -> node id: a legacy execution's ``component_id`` property, else its ``node`` context's name
     (``<pipeline>.<node id>``). One small query per IR execution: the cost follows the run's size, not the
     store's."""
-    result = {}
-    node_type_id = None
-    for execution in executions:
-        if is_legacy_execution(execution):
-            result[execution.id] = execution.properties[LEGACY_COMPONENT_ID].string_value
-            continue
-        if node_type_id is None:
-            node_type_id = _type_id(store, NODE)
-        for context in store.get_contexts_by_execution(execution.id):
-            if context.type_id == node_type_id:
-                result[execution.id] = context.name.split(".", 1)[-1]
-    return result
+    return _per_execution(store, executions, LEGACY_COMPONENT_ID, NODE, lambda name: name.split(".", 1)[-1])
 
 
 def run_of_executions(store: Any, executions: Sequence[metadata_store_pb2.Execution]) -> dict[int, str]:
     """Execution id -> the id of the run it belongs to (its own run, not the one whose outputs a cached
     execution reused); executions in no run are left out."""
+    return _per_execution(store, executions, LEGACY_RUN_ID, RUN, lambda name: name)
+
+
+def _per_execution(
+    store: Any,
+    executions: Sequence[metadata_store_pb2.Execution],
+    legacy_property: str,
+    context_type: str,
+    from_context_name: Callable[[str], str],
+) -> dict[int, str]:
+    """Execution id -> a legacy execution's ``legacy_property``, or what ``from_context_name`` makes of the name
+    of an IR execution's context of ``context_type``."""
     result = {}
-    run_type_id = None
+    type_id = None
     for execution in executions:
         if is_legacy_execution(execution):
-            result[execution.id] = execution.properties[LEGACY_RUN_ID].string_value
+            result[execution.id] = execution.properties[legacy_property].string_value
             continue
-        if run_type_id is None:
-            run_type_id = _type_id(store, RUN)
-        runs = [c.name for c in store.get_contexts_by_execution(execution.id) if c.type_id == run_type_id]
-        if runs:
-            result[execution.id] = runs[0]
+        if type_id is None:
+            type_id = _type_id(store, context_type)
+        for context in store.get_contexts_by_execution(execution.id):
+            if context.type_id == type_id:
+                result[execution.id] = from_context_name(context.name)
+                break
     return result
 
 
