@@ -207,6 +207,26 @@ def test_a_person_clicks_from_the_runs_to_a_node_an_artifact_and_back(page, expl
     page.screenshot(path=str(shots / "schemas.png"), full_page=True)
 
 
+@pytest.mark.parametrize("width", [1280, 1024])
+def test_every_page_of_a_run_fits_a_laptop_window(browser, explorer, first_ui_run, width):
+    """No page scrolls sideways in a 1280- or 1024-pixel window: the node table beside the graph and long
+    artifact property values (ExampleGen's input fingerprint) used to push pages 50-300 pixels wider."""
+    run = f"/runs/{first_ui_run.report.run_id}"
+    pages = ["/", run, f"{run}/models", f"{run}/schemas", "/compare", "/new"]
+    pages += [f"{run}/nodes/{component.node_id}" for component in first_ui_run.report.components]
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    wider = {}
+    for path in pages:
+        page.goto(explorer.url + path)
+        page.wait_for_load_state("networkidle")
+        scroll, client = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        if scroll > client:
+            wider[path] = scroll - client
+    context.close()
+    assert not wider, f"pages wider than a {width}-pixel window (by pixels): {wider}"
+
+
 def test_the_pushed_models_lineage_reaches_the_csv_file(page, explorer, first_ui_run, client):
     run_id = first_ui_run.report.run_id
     pusher = client.get(f"/runs/{run_id}/nodes/Pusher").text
