@@ -433,3 +433,60 @@ def test_a_signature_with_composite_inputs_gets_no_flat_call():
         tf.SparseTensorSpec([None, 3], tf.float32)
     )
     assert tfx_compat.flat_signature_call(function) is None
+
+
+def test_beams_callers_look_get_dofn_specs_up_on_the_userstate_module():
+    """``tfx_compat.beam_dofn_specs`` replaces the module attribute: every caller must read it from there."""
+    import apache_beam
+    from apache_beam.transforms import userstate
+
+    beam_root = Path(apache_beam.__file__).parent
+    by_name = [
+        str(path.relative_to(beam_root))
+        for path in beam_root.rglob("*.py")
+        if not path.name.endswith("_test.py") and "import get_dofn_specs" in path.read_text(encoding="utf-8")
+    ]
+    assert by_name == ["runners/direct/transform_evaluator.py"]  # the legacy DirectRunner's, which runs don't use
+    callers = [beam_root / "transforms" / "core.py", beam_root / "runners" / "common.py"]
+    assert all("userstate.get_dofn_specs(" in path.read_text() for path in callers)
+    assert "get_dofn_specs(dofn)" in inspect.getsource(userstate.is_stateful_dofn)
+
+
+def test_dofn_specs_are_computed_once_per_dofn_and_a_stateful_pipeline_still_runs(monkeypatch):
+    import apache_beam as beam
+    from apache_beam.coders import VarIntCoder
+    from apache_beam.runners import common
+    from apache_beam.testing.util import assert_that, equal_to
+    from apache_beam.transforms import userstate
+
+    from tfx_compat import beam_dofn_specs
+
+    beam_dofn_specs.install()
+    assert userstate.get_dofn_specs is beam_dofn_specs.get_dofn_specs
+    beam_dofn_specs.install()  # idempotent: still Beam's own underneath, not itself
+    assert beam_dofn_specs._ORIGINAL is not beam_dofn_specs.get_dofn_specs
+
+    class Count(beam.DoFn):
+        SEEN = userstate.BagStateSpec("seen", VarIntCoder())
+
+        def process(self, element, seen=beam.DoFn.StateParam(SEEN)):  # noqa: B008 - Beam's way to declare state
+            seen.add(element[1])
+            yield element[0], sum(seen.read())
+
+    wrapped: list[str] = []
+    original_wrapper = common.MethodWrapper
+    monkeypatch.setattr(
+        common, "MethodWrapper", lambda dofn, name: wrapped.append(name) or original_wrapper(dofn, name)
+    )
+    count = Count()
+    first = userstate.get_dofn_specs(count)
+    looked_at = len(wrapped)
+    again = userstate.get_dofn_specs(count)
+    assert looked_at > 0 and len(wrapped) == looked_at  # the second answer came from memory
+    assert first == again == ({Count.SEEN}, set()) and userstate.is_stateful_dofn(count)
+    assert userstate.get_dofn_specs(beam.Map(str).dofn) == (set(), set())
+    monkeypatch.undo()
+
+    with beam.Pipeline(runner="FnApiRunner") as pipeline:
+        counted = pipeline | beam.Create([("a", 1), ("a", 2), ("b", 5)]) | beam.ParDo(Count())
+        assert_that(counted | beam.combiners.Top.PerKey(1), equal_to([("a", [3]), ("b", [5])]))
