@@ -166,9 +166,12 @@ class AirflowLauncher(InProcessComponentLauncher):
         kwargs["metadata_connection"] = AirflowMetadata(kwargs["metadata_connection"].connection_config)
         super().__init__(**kwargs)
 
-    def _run_executor(  # noqa: D102 - TFX's method, wrapped
+    def _run_executor(  # TFX's method, wrapped
         self, execution_id: int, input_dict: dict, output_dict: dict, exec_properties: dict
     ) -> None:
+        from tfx_compat import beam_dofn_specs
+
+        beam_dofn_specs.install()  # the Beam steps' DoFn inspection once per DoFn, as in local runs
         try:
             super()._run_executor(execution_id, input_dict, output_dict, exec_properties)
         except Exception:
