@@ -90,12 +90,19 @@ def create_dag(dag_folder: str | Path | None = None):  # noqa: ANN201 - an airfl
     pipeline = create_pipeline(config, metadata_connection=_metadata_connection(config))
     for component in pipeline.components:
         tfx_compat.name_airflow_artifacts_per_component(component)
+    from pipeline.components.validation_gate import DataValidationError
     from tfx_compat.airflow_metadata import AirflowLauncher
 
-    # TFX's own launcher, with an ML Metadata handle that works where TFX 1.16's legacy one fails: a model that is
-    # both candidate and baseline, and a task retried after its worker died (tfx_compat/airflow_metadata.py).
+    class Launcher(AirflowLauncher):
+        """TFX's own launcher, with an ML Metadata handle that works where TFX 1.16's legacy one fails (a model that
+        is both candidate and baseline, a task retried after its worker died) and that records failures
+        (tfx_compat/airflow_metadata.py). Data the gate refused is final: a retry of the gate reads the same
+        anomalies, so Airflow is told not to retry it (the profile's retries are for lost workers)."""
+
+        final_errors = (DataValidationError,)
+
     runner = AirflowDagRunner(
-        AirflowPipelineConfig(airflow_dag_config=dag_arguments(config), supported_launcher_classes=[AirflowLauncher])
+        AirflowPipelineConfig(airflow_dag_config=dag_arguments(config), supported_launcher_classes=[Launcher])
     )
     return runner.run(pipeline)
 

@@ -160,7 +160,12 @@ class AirflowLauncher(InProcessComponentLauncher):
     traceback, as TFX's newer launcher does (``execution_lib.set_execution_result``, read back by
     ``runs.report.error_message``); Airflow's retry registers the execution again, which sets it back to "new"
     (``AirflowMetadata._register_again`` puts it without the result).
+
+    ``final_errors``: errors a retry cannot mend (a subclass names them): the task fails at once with Airflow's
+    ``AirflowFailException``, whatever the task's ``retries`` say, instead of failing again after each delay.
     """
+
+    final_errors: tuple[type[BaseException], ...] = ()
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs["metadata_connection"] = AirflowMetadata(kwargs["metadata_connection"].connection_config)
@@ -174,8 +179,12 @@ class AirflowLauncher(InProcessComponentLauncher):
         beam_dofn_specs.install()  # the Beam steps' DoFn inspection once per DoFn, as in local runs
         try:
             super()._run_executor(execution_id, input_dict, output_dict, exec_properties)
-        except Exception:
+        except Exception as error:
             self._record_failure(execution_id, traceback.format_exc())
+            if isinstance(error, self.final_errors):
+                from airflow.exceptions import AirflowFailException
+
+                raise AirflowFailException(f"{type(error).__name__}: {error} (not retried)") from error
             raise
 
     def _record_failure(self, execution_id: int, message: str) -> None:

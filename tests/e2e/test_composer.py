@@ -216,6 +216,8 @@ print(json.dumps({
     "retries": sorted({task.retries for task in taxi.tasks}),
     "upstream": sorted(taxi.get_task("Trainer_linear").upstream_task_ids),
     "selector_upstream": sorted(taxi.get_task("ModelSelector").upstream_task_ids),
+    "final_errors": [error.__name__ for error in
+                     taxi.get_task("ValidationGate").python_callable.keywords["component_launcher_class"].final_errors],
     "import_seconds": {stat.file: stat.duration.total_seconds() for stat in bag.dagbag_stats},
 }))
 """
@@ -236,6 +238,7 @@ def test_the_dag_folder_imports_within_the_timeout_deploy_md_sets(composer, dag_
     assert dag_bag["dags"] == ["taxi", "taxi_on_vertex"]
     assert set(dag_bag["tasks"]) == NODES  # one task per component
     assert dag_bag["schedule"] == "*/2 * * * *" and dag_bag["retries"] == [1]
+    assert dag_bag["final_errors"] == ["DataValidationError"]  # refused data is not retried
     assert dag_bag["max_active_tasks"] == PARALLELISM  # [airflow] parallelism
     # A Trainer reads ExampleGen's examples (Transform writes none), Transform's graph and the gate's schema.
     assert dag_bag["upstream"] == ["CsvExampleGen", "Transform", "ValidationGate"]

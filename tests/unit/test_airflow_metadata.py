@@ -125,9 +125,9 @@ def ValidationGate(schema: OutputArtifact[standard_artifacts.Schema]) -> None:  
         raise ValueError("the examples failed validation: 3 anomalies")
 
 
-def _launch(connection: metadata_store_pb2.ConnectionConfig, root) -> None:
-    """The component run as Airflow's task runs it: TFX's legacy launcher through ``AirflowLauncher``."""
-    launcher = AirflowLauncher.create(
+def _launch(connection: metadata_store_pb2.ConnectionConfig, root, launcher_class: type = AirflowLauncher) -> None:
+    """The component run as Airflow's task runs it: TFX's legacy launcher through ``launcher_class``."""
+    launcher = launcher_class.create(
         component=ValidationGate(),
         pipeline_info=data_types.PipelineInfo("taxi", str(root), run_id=PIPELINE.run_id),
         driver_args=data_types.DriverArgs(enable_cache=True),
@@ -136,6 +136,21 @@ def _launch(connection: metadata_store_pb2.ConnectionConfig, root) -> None:
         additional_pipeline_args={},
     )
     launcher.launch()
+
+
+def test_an_error_a_retry_cannot_mend_fails_the_task_without_retries(connection, tmp_path, monkeypatch):
+    """Airflow fails a task that raises AirflowFailException at once, whatever its retries say."""
+    from airflow.exceptions import AirflowFailException
+
+    class Final(AirflowLauncher):
+        final_errors = (ValueError,)
+
+    monkeypatch.setitem(REFUSE, "now", True)
+    with pytest.raises(AirflowFailException, match="ValueError: the examples failed validation.*not retried"):
+        _launch(connection, tmp_path, Final)
+    with tfx_metadata.Metadata(connection) as handle:
+        [execution] = handle.store.get_executions()
+        assert execution.last_known_state == metadata_store_pb2.Execution.FAILED  # recorded all the same
 
 
 def test_a_failed_executor_is_recorded_and_its_retry_completes_the_same_execution(connection, tmp_path, monkeypatch):
