@@ -1,9 +1,10 @@
 """The list of a pipeline's runs, one row each: when, how long, how it ended, which candidate won, what was pushed.
 
 A local run records its row on its ``pipeline_run`` context when it ends (``summary_properties``), so listing
-finished runs reads contexts only: one query per page, however many runs there are, and a state filter is a
-query on a custom property. A run without that record (in progress, killed, or run by Airflow) is summarised
-from its executions and outputs, a few queries for the run, and the summary of a finished run is kept.
+finished runs reads contexts only: one query per page and layout (``runs.contexts``), however many runs there
+are, and a state filter is a query on a custom property. A run without that record (in progress, killed, or run
+by Airflow) is summarised from its executions and outputs, a few queries for the run, and the summary of a
+finished run is kept (of an Airflow run, once it is done: Airflow may retry a failed task).
 """
 
 from __future__ import annotations
