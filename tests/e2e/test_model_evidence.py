@@ -137,17 +137,24 @@ def test_precision_recall_points_are_probabilities_and_recall_rises_as_the_thres
 
 
 def test_the_confusion_matrix_at_one_half_counts_each_eval_example_once_and_is_tfmas_accuracy(views, eval_examples):
+    populated = [False] * 4
     for view in views.values():
         matrix = view.candidate.confusion
         assert matrix.threshold == evaluations.CONFUSION_THRESHOLD == 0.5
         counts = [matrix.true_positives, matrix.false_positives, matrix.true_negatives, matrix.false_negatives]
         assert sum(counts) == matrix.examples == view.metrics["example_count"] == eval_examples
-        assert all(count > 0 for count in counts)
+        populated = [seen or count > 0 for seen, count in zip(populated, counts, strict=True)]
         # TFMA builds the plot's matrices from a histogram of the predictions in 1,000 buckets, BinaryAccuracy from
         # the predictions themselves: a prediction within 0.001 of 0.5 may land on the other side. Seen here: one
         # example of 423 once, equal to 1e-6 in other runs.
         assert matrix.accuracy == pytest.approx(view.metrics["binary_accuracy"], abs=1.5 / matrix.examples)
-        assert matrix.precision == pytest.approx(counts[0] / (counts[0] + counts[1]))
+        if counts[0] + counts[1]:
+            assert matrix.precision == pytest.approx(counts[0] / (counts[0] + counts[1]))
+        else:
+            assert matrix.precision is None  # nothing predicted positive
+    # Each cell read from its own field: some candidate has each. (Not every candidate: a weak one of this small
+    # run may predict no positive at 0.5; seen once in the suite on 2026-12-03.)
+    assert all(populated), populated
 
 
 def test_the_calibration_buckets_hold_every_example_and_its_positives(views):
