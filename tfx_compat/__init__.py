@@ -35,6 +35,16 @@ def prepare_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 
+def install_beam_memos() -> None:
+    """Makes Beam remember two answers it otherwise recomputes for every transform of every Beam step: a DoFn's
+    state and timer specs (``tfx_compat.beam_dofn_specs``) and an options object's view as an options class
+    (``tfx_compat.beam_option_views``). Once per process; idempotent. Call it before the pipeline runs."""
+    from tfx_compat import beam_dofn_specs, beam_option_views
+
+    beam_dofn_specs.install()
+    beam_option_views.install()
+
+
 # --- LocalDagRunner's progress, which it reports only in its log -----------------------------------------------
 # tfx/orchestration/local/local_dag_runner.py logs "Component %s is running." and "Component %s is finished."
 # around each node; tfx/orchestration/portable/launcher.py logs "A cached execution %d is used." in between when

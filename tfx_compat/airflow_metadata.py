@@ -41,6 +41,8 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata as tfx_metadata
 from tfx.orchestration.launcher.in_process_component_launcher import InProcessComponentLauncher
 
+import tfx_compat
+
 log = logging.getLogger(__name__)
 # google.rpc.Code.UNKNOWN: what TFX's newer launcher records for an executor that raised.
 UNKNOWN = 2
@@ -174,9 +176,7 @@ class AirflowLauncher(InProcessComponentLauncher):
     def _run_executor(  # TFX's method, wrapped
         self, execution_id: int, input_dict: dict, output_dict: dict, exec_properties: dict
     ) -> None:
-        from tfx_compat import beam_dofn_specs
-
-        beam_dofn_specs.install()  # the Beam steps' DoFn inspection once per DoFn, as in local runs
+        tfx_compat.install_beam_memos()  # as in local runs
         try:
             super()._run_executor(execution_id, input_dict, output_dict, exec_properties)
         except Exception as error:

@@ -47,7 +47,7 @@ def get_dofn_specs(dofn: Any) -> Specs:
     states, timers = _ORIGINAL(dofn)
     key = id(dofn)
     try:
-        reference = weakref.ref(dofn, lambda _: _KNOWN.pop(key, None))  # forgotten when the DoFn is
+        reference = weakref.ref(dofn, lambda _, known=_KNOWN: known.pop(key, None))  # forgotten when the DoFn is
     except TypeError:  # an object that takes no weak reference is looked at every time, as by Beam
         return states, timers
     _KNOWN[key] = (reference, frozenset(states), frozenset(timers))

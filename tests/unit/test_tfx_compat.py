@@ -490,3 +490,56 @@ def test_dofn_specs_are_computed_once_per_dofn_and_a_stateful_pipeline_still_run
     with beam.Pipeline(runner="FnApiRunner") as pipeline:
         counted = pipeline | beam.Create([("a", 1), ("a", 2), ("b", 5)]) | beam.ParDo(Count())
         assert_that(counted | beam.combiners.Top.PerKey(1), equal_to([("a", [3]), ("b", [5])]))
+
+
+def test_beams_view_as_is_a_new_parse_of_the_flags_sharing_the_options_dict():
+    """``tfx_compat.beam_option_views`` keeps views on the strength of this: a view is ``cls(self._flags)`` whose
+    values are read from the source's own ``_all_options`` dict, so a kept view and a new one answer alike."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from tfx_compat import beam_option_views
+
+    source = inspect.getsource(beam_option_views._ORIGINAL or PipelineOptions.view_as)
+    assert "view = cls(self._flags)" in source and "view._all_options = self._all_options" in source
+    assert "return self._all_options[name]" in inspect.getsource(PipelineOptions.__getattr__)
+    assert "self._all_options[name] = value" in inspect.getsource(PipelineOptions.__setattr__)
+
+
+def test_option_views_are_parsed_once_and_still_share_values_and_a_pipeline_runs(monkeypatch):
+    import apache_beam as beam
+    from apache_beam.options import pipeline_options
+    from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions, StandardOptions, TypeOptions
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from tfx_compat import beam_option_views
+
+    beam_option_views.install()
+    beam_option_views.install()  # idempotent: still Beam's own underneath, not itself
+    assert pipeline_options.PipelineOptions.view_as is beam_option_views.view_as
+    assert beam_option_views._ORIGINAL is not beam_option_views.view_as
+
+    options = PipelineOptions(["--runner=FnApiRunner", "--experiments=a", "--pipeline_type_check"])
+    parses: list[type] = []
+    original_init = PipelineOptions.__init__
+    monkeypatch.setattr(
+        PipelineOptions, "__init__", lambda self, *a, **k: parses.append(type(self)) or original_init(self, *a, **k)
+    )
+    first = options.view_as(TypeOptions)
+    assert options.view_as(TypeOptions) is first and parses == [TypeOptions]  # the second view came from memory
+    assert first.pipeline_type_check and options.view_as(StandardOptions).runner == "FnApiRunner"
+
+    options.view_as(StandardOptions).runner = "DirectRunner"  # set through one view, seen through every view
+    assert options.view_as(StandardOptions).runner == "DirectRunner" == options.get_all_options()["runner"]
+    options.view_as(DebugOptions).add_experiment("b")
+    assert options.view_as(DebugOptions).experiments == ["a", "b"]
+
+    other = PipelineOptions(["--runner=FnApiRunner"])  # another source: its own views
+    assert other.view_as(StandardOptions).runner == "FnApiRunner" and other.view_as(TypeOptions) is not first
+    options._all_options = dict(options._all_options, runner="FnApiRunner")  # a replaced dict: a new view
+    assert options.view_as(StandardOptions).runner == "FnApiRunner"
+    from_argv = PipelineOptions()  # parsed from sys.argv: never kept
+    assert from_argv.view_as(TypeOptions) is not from_argv.view_as(TypeOptions)
+    monkeypatch.undo()
+
+    with beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"])) as pipeline:
+        assert_that(pipeline | beam.Create([1, 2, 3]) | beam.Map(lambda x: x * 2), equal_to([2, 4, 6]))
