@@ -15,6 +15,9 @@ installed in the venv locally and in the container image remotely.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from google.protobuf.message import Message
 from ml_metadata.proto import metadata_store_pb2
 
@@ -225,3 +228,9 @@ def create_pipeline(
         metadata_connection_config=metadata_connection,
         beam_pipeline_args=list(config.beam.args),
     )
+
+
+def node_graph(components: Sequence[Any]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``(node id, upstream node ids)`` for a TFX pipeline's components, in the pipeline's order: what runners
+    record on a run's context (``names.RUN_DAG``), since ML Metadata keeps no DAG, for the run explorer's graph."""
+    return tuple((c.id, tuple(sorted(node.id for node in c.upstream_nodes))) for c in components)

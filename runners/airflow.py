@@ -20,10 +20,10 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import tfx_compat
-from pipeline import metadata
+from pipeline import metadata, names
 from pipeline.config import PROJECT_DIR, PipelineConfig, load_config
 from pipeline.errors import UserError
 
@@ -85,7 +85,7 @@ def create_dag(dag_folder: str | Path | None = None):  # noqa: ANN201 - an airfl
     tfx_compat.prepare_tensorflow()
     from tfx.orchestration.airflow.airflow_dag_runner import AirflowDagRunner, AirflowPipelineConfig
 
-    from pipeline.pipeline import create_pipeline
+    from pipeline.pipeline import create_pipeline, node_graph
 
     pipeline = create_pipeline(config, metadata_connection=_metadata_connection(config))
     for component in pipeline.components:
@@ -97,9 +97,14 @@ def create_dag(dag_folder: str | Path | None = None):  # noqa: ANN201 - an airfl
         """TFX's own launcher, with an ML Metadata handle that works where TFX 1.16's legacy one fails (a model that
         is both candidate and baseline, a task retried after its worker died) and that records failures
         (tfx_compat/airflow_metadata.py). Data the gate refused is final: a retry of the gate reads the same
-        anomalies, so Airflow is told not to retry it (the profile's retries are for lost workers)."""
+        anomalies, so Airflow is told not to retry it (the profile's retries are for lost workers). Each run's
+        context gets the pipeline's DAG and config, as a local run's does, for the run explorer."""
 
         final_errors = (DataValidationError,)
+        run_properties: ClassVar[dict[str, str]] = {
+            names.RUN_DAG: json.dumps(node_graph(pipeline.components)),
+            names.RUN_CONFIG: config.to_json(),
+        }
 
     runner = AirflowDagRunner(
         AirflowPipelineConfig(airflow_dag_config=dag_arguments(config), supported_launcher_classes=[Launcher])

@@ -152,12 +152,12 @@ def run_local(
         tfx_compat.prepare_tensorflow()
         from absl import logging as absl_logging
 
-        from pipeline.pipeline import create_pipeline
+        from pipeline.pipeline import create_pipeline, node_graph
 
         pipeline = create_pipeline(config, metadata_connection=connection)
         parallel_beam_where_it_pays(config, pipeline.components)
         tfx_compat.install_beam_memos()  # DoFn inspection and option parsing once: 10-25% of each Beam step
-        lock.update(nodes=active.node_graph(pipeline.components))
+        lock.update(nodes=node_graph(pipeline.components))
         node_ids = [component.id for component in pipeline.components]
         tracker = ProgressTracker(node_ids, on_change)
         on_start(tracker)

@@ -15,7 +15,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,11 +101,6 @@ def current(home: str | Path) -> ActiveRun | None:
         return None
     finally:
         os.close(handle)
-
-
-def node_graph(components: Sequence[Any]) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """``(node id, upstream node ids)`` for a TFX pipeline's components, in the pipeline's order."""
-    return tuple((c.id, tuple(sorted(node.id for node in c.upstream_nodes))) for c in components)
 
 
 def _parse(data: bytes) -> ActiveRun | None:

@@ -1,9 +1,10 @@
 """One run as a graph: its nodes with their state and time, and which node waits for which.
 
 ML Metadata does not store a run's DAG. A local run records its nodes and their upstream nodes on its context
-when it ends, and the home's run lock says them while it runs (``runs.active``); for any other run (Airflow,
-Vertex) the edges are rebuilt from events: a node that read an artifact another node of the run wrote waits for
-that node. States come from the run's executions, so a running run's graph is as fresh as ML Metadata.
+when it ends, and the home's run lock says them while it runs (``runs.active``); an Airflow run records them on
+its context at its first task (``tfx_compat.airflow_metadata``); for any other run (Vertex, or an Airflow run
+recorded before that) the edges are rebuilt from events: a node that read an artifact another node of the run
+wrote waits for that node. States come from the run's executions, so a running run's graph is as fresh as ML Metadata.
 """
 
 from __future__ import annotations
@@ -89,10 +90,11 @@ def run_graph(store: Any, pipeline_name: str, run_id: str, active_run: ActiveRun
     if not dag:
         dag = _dag_from_events(store, components)
     kinds = _component_kinds(store, components)
+    going = live or (context is not None and contexts.is_legacy(context) and _scheduled_run_going(components, kinds))
     nodes = []
     for component in components:
         state = component.state
-        if live and state == states.NOT_RUN:
+        if going and state == states.NOT_RUN:
             state = states.WAITING
         kind = kinds.get(component.node_id, "")
         nodes.append(GraphNode(component.node_id, state, component.seconds, component.execution_id, kind))
@@ -106,6 +108,17 @@ def run_graph(store: Any, pipeline_name: str, run_id: str, active_run: ActiveRun
         config_json=_string(properties, names.RUN_CONFIG) or (active_run.config_json if live else ""),
         log_path=_string(properties, names.RUN_LOG) or (active_run.log_path if live else ""),
     )
+
+
+def _scheduled_run_going(components: Sequence[ComponentRecord], kinds: dict[str, str]) -> bool:
+    """Whether an Airflow run has tasks still to run: it neither pushed nor recorded a failure (as the runs list
+    reads it, ``runs.catalog``); its nodes not reached yet are then waiting, not "not run"."""
+    failed = any(component.state == states.FAILED for component in components)
+    pushed = any(
+        kinds.get(component.node_id) == "Pusher" and component.state in (states.DONE, states.CACHED)
+        for component in components
+    )
+    return not failed and not pushed
 
 
 def _component_kinds(store: Any, components: Sequence[ComponentRecord]) -> dict[str, str]:

@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import logging
 import traceback
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from ml_metadata import errors
 from ml_metadata.proto import metadata_store_pb2
@@ -49,7 +50,29 @@ UNKNOWN = 2
 
 
 class AirflowMetadata(tfx_metadata.Metadata):
-    """TFX's legacy ML Metadata handle with one event per artifact, and retries that work (see the module's text)."""
+    """TFX's legacy ML Metadata handle with one event per artifact, and retries that work (see the module's text).
+
+    ``run_properties``: string custom properties put on the run's ``run`` context when a component of the run
+    first registers it, for the run explorer (the pipeline's DAG and config: ML Metadata keeps neither, and for a
+    local run ``runners.local`` records them). Only missing ones are added: each task of a run passes through here,
+    and the first (ExampleGen: every other task waits for it) writes them before any task runs beside another.
+    """
+
+    def __init__(self, connection_config: Any, run_properties: Mapping[str, str] | None = None) -> None:
+        super().__init__(connection_config)
+        self._run_properties = dict(run_properties or {})
+
+    def register_pipeline_contexts_if_not_exists(self, pipeline_info: Any) -> list[metadata_store_pb2.Context]:
+        found = super().register_pipeline_contexts_if_not_exists(pipeline_info)
+        for context in found:
+            if context.name != pipeline_info.pipeline_run_context_name or not pipeline_info.run_id:
+                continue
+            missing = {k: v for k, v in self._run_properties.items() if k not in context.custom_properties}
+            if missing:
+                for key, value in missing.items():
+                    context.custom_properties[key].string_value = value
+                self.store.put_contexts([context])
+        return found
 
     def _artifact_and_event_pairs(self, artifact_dict: dict[str, list[Any]], event_type: Any, **kwargs: Any) -> list:
         """TFX's pairs, with an artifact that stands under several keys given one event with all their paths."""
@@ -163,14 +186,18 @@ class AirflowLauncher(InProcessComponentLauncher):
     ``runs.report.error_message``); Airflow's retry registers the execution again, which sets it back to "new"
     (``AirflowMetadata._register_again`` puts it without the result).
 
+    ``run_properties``: what to record on each run's context (a subclass sets them; ``AirflowMetadata``).
+
     ``final_errors``: errors a retry cannot mend (a subclass names them): the task fails at once with Airflow's
     ``AirflowFailException``, whatever the task's ``retries`` say, instead of failing again after each delay.
     """
 
     final_errors: tuple[type[BaseException], ...] = ()
+    run_properties: ClassVar[dict[str, str]] = {}  # see AirflowMetadata
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs["metadata_connection"] = AirflowMetadata(kwargs["metadata_connection"].connection_config)
+        connection = kwargs["metadata_connection"].connection_config
+        kwargs["metadata_connection"] = AirflowMetadata(connection, run_properties=self.run_properties)
         super().__init__(**kwargs)
 
     def _run_executor(  # TFX's method, wrapped

@@ -359,6 +359,10 @@ def check_run_explorer(composer: Composer, first_run_id: str, second_run_id: str
         assert "<td>run_id</td>" not in trainer  # the legacy launcher's bookkeeping is not shown as parameters
         cached = client.get(f"/runs/{quote(second_run_id)}/nodes/Transform").text
         assert "outputs reused from" in cached and first_run_id in cached  # produced by the first run
+        # The DAG recorded the pipeline's graph and config on each run's context (tfx_compat.airflow_metadata):
+        first_page, second_page = client.get(first).text, client.get(f"/runs/{quote(second_run_id)}").text
+        assert "settings, as the run resolved them" in first_page and "airflow.schedule" in first_page
+        assert "Same configuration as" in second_page and f">{first_run_id}</a>" in second_page
         pusher = client.get(f"{first}/nodes/Pusher").text
         pushed_id = re.findall(r"/artifacts/(\d+)/lineage", pusher)[-1]  # the last artifact: the output
         lineage = client.get(f"/artifacts/{pushed_id}/lineage").text

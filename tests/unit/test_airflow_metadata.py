@@ -125,11 +125,16 @@ def ValidationGate(schema: OutputArtifact[standard_artifacts.Schema]) -> None:  
         raise ValueError("the examples failed validation: 3 anomalies")
 
 
-def _launch(connection: metadata_store_pb2.ConnectionConfig, root, launcher_class: type = AirflowLauncher) -> None:
+def _launch(
+    connection: metadata_store_pb2.ConnectionConfig,
+    root,
+    launcher_class: type = AirflowLauncher,
+    run_id: str = PIPELINE.run_id,
+) -> None:
     """The component run as Airflow's task runs it: TFX's legacy launcher through ``launcher_class``."""
     launcher = launcher_class.create(
         component=ValidationGate(),
-        pipeline_info=data_types.PipelineInfo("taxi", str(root), run_id=PIPELINE.run_id),
+        pipeline_info=data_types.PipelineInfo("taxi", str(root), run_id=run_id),
         driver_args=data_types.DriverArgs(enable_cache=True),
         metadata_connection=tfx_metadata.Metadata(connection),
         beam_pipeline_args=[],
@@ -176,3 +181,48 @@ def test_a_failed_executor_is_recorded_and_its_retry_completes_the_same_executio
         assert len(handle.store.get_executions()) == 1
         [row] = RunCatalog(handle.store, "taxi").page().rows
         assert row.state == RUNNING  # the gate passed: Airflow goes on with the next tasks
+
+
+def test_each_run_records_the_pipelines_dag_and_config_for_the_graph_of_the_run_explorer(
+    connection, tmp_path, monkeypatch
+):
+    """The run explorer draws an Airflow run's whole DAG, its nodes not reached yet waiting while the run goes on
+    and "not run" once it stopped, from what the launcher records on the run's context (``runs.graph``)."""
+    import json
+
+    from pipeline import names
+    from runs import compare, graph
+
+    dag = [["ValidationGate", []], ["Transform", ["ValidationGate"]]]
+
+    class Recording(AirflowLauncher):
+        run_properties = {names.RUN_DAG: json.dumps(dag), names.RUN_CONFIG: '{"data": {"root": "gs://b/taxi"}}'}
+
+    class RecordingOther(AirflowLauncher):
+        run_properties = {names.RUN_DAG: "[]", names.RUN_CONFIG: "{}"}
+
+    monkeypatch.setitem(REFUSE, "now", False)
+    _launch(connection, tmp_path, Recording)
+    _launch(connection, tmp_path, RecordingOther)  # a later task of the same run: the first one's record stays
+    with tfx_metadata.Metadata(connection) as handle:
+        going = graph.run_graph(handle.store, "taxi", PIPELINE.run_id)
+        assert [(node.node_id, node.state) for node in going.nodes] == [
+            ("ValidationGate", "done"),
+            ("Transform", "waiting"),  # no failure, nothing pushed: Airflow has tasks of it still to run
+        ]
+        assert going.edges == [("ValidationGate", "Transform")] and not going.finished
+        assert json.loads(compare.run_config_json(handle.store, PIPELINE.run_id, "taxi")) == {
+            "data": {"root": "gs://b/taxi"}
+        }
+
+    monkeypatch.setitem(REFUSE, "now", True)
+    stopped_run = "scheduled__2026-12-03T03:00:00+00:00"
+    with pytest.raises(ValueError, match="failed validation"):
+        _launch(connection, tmp_path, Recording, run_id=stopped_run)
+    with tfx_metadata.Metadata(connection) as handle:
+        stopped = graph.run_graph(handle.store, "taxi", stopped_run)
+        assert [(node.node_id, node.state) for node in stopped.nodes] == [
+            ("ValidationGate", "failed"),
+            ("Transform", "not run"),
+        ]
+        assert stopped.finished
