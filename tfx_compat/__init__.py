@@ -14,6 +14,7 @@ imports TFX at its top (``tfx_compat.csv_example_gen``: ExampleGen's executor, w
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -123,17 +124,24 @@ def name_airflow_artifacts_per_component(component: Any) -> None:
     component.driver_class = ComponentScopedNames
 
 
+@functools.lru_cache(maxsize=4)
 def load_transform_graph(transform_savedmodel_dir: str) -> Any:
-    """TFT's loader of a Transform graph (``apply_transform_model``), pruning the graph once per set of inputs.
+    """TFT's loader of a Transform graph (``apply_transform_model``), loaded once per folder and process, pruning
+    the graph once per set of inputs.
 
     Why: for a graph saved in TF1 mode (the pipeline's ``force_tf_compat_v1=True``), TFT prunes the loaded
-    function to the fed inputs on every ``apply_transform_model`` (~0.3 s each here), and a Trainer applies it four
-    times with two sets of inputs: its datasets (every raw feature) and the export's three signatures (the model's
-    features, or every raw feature). The outputs TFT fetches follow from the inputs, so one pruned function per set
-    of inputs serves every call.
+    function to the fed inputs on every ``apply_transform_model`` (~0.2-0.3 s each here), and a Trainer applies it
+    four times with two sets of inputs: its datasets (every raw feature) and the export's three signatures (the
+    model's features, or every raw feature). The outputs TFT fetches follow from the inputs, so one pruned function
+    per set of inputs serves every call. TFT orders the fed tensors as the caller's dict orders its keys (and
+    ``tf.io.parse_example`` returns sparse features before dense ones), so the inputs are put in name order first:
+    the same features are then the same set. A local run's Trainers (and Tuners) run one after another in one
+    process on the same Transform graph: the loaded graph and its pruned functions serve all of them (the loader
+    holds no per-model state; each SavedModel tracks its state, ``track_transform_graph``).
 
     Relies on: ``SavedModelLoader._apply_v1_transform_model_in_v2`` calls ``self._wrapped_function.prune(feeds,
-    fetches)`` with ``fetches`` computed from ``feeds`` alone (``self._get_fetches(feeds)``).
+    fetches)`` with ``fetches`` computed from ``feeds`` alone (``self._get_fetches(feeds)``), the feeds in the
+    order of the dict ``apply_transform_model`` was given.
     """
     from tensorflow_transform.saved import saved_transform_io_v2
 
@@ -150,6 +158,8 @@ def load_transform_graph(transform_savedmodel_dir: str) -> Any:
             return pruned[key]
 
         wrapped.prune = prune_once
+        apply = loader.apply_transform_model
+        loader.apply_transform_model = lambda inputs: apply(dict(sorted(inputs.items())))
     return loader
 
 

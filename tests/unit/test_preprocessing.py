@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import pickle
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,12 +149,36 @@ def test_vocabulary_ids_follow_frequency(transformed):
     assert not math.isnan(float(company[2]))
 
 
-def test_the_trainer_reads_raw_examples_through_the_transform_graph_as_transform_would_write_them(tmp_path):
+@pytest.fixture(scope="module")
+def tf1_transform_graph(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
+    """The Transform graph of ``ROWS`` as the pipeline's Transform writes it (TF1 graph mode, the raw schema
+    beside it), and the rows TFT's own transform pass gave."""
+    import apache_beam as beam
+    import tensorflow_transform as tft
+
+    folder = tmp_path_factory.mktemp("transform")
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(_feature_spec()))
+    rows_file = folder / "rows.pickle"
+    with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=str(folder / "tmp"), force_tf_compat_v1=True):
+        raw = pipeline | beam.Create(_instances())
+        (rows, _), transform_fn = (raw, metadata) | tft_beam.AnalyzeAndTransformDataset(
+            preprocessing_fn, output_record_batches=False
+        )
+        _ = transform_fn | tft_beam.WriteTransformFn(str(folder / "transform_graph"))
+        # The raw schema, which TFX's Transform writes beside the graph and the Trainer parses examples with.
+        raw_metadata = str(folder / "transform_graph" / tft.TFTransformOutput.RAW_METADATA_DIR)
+        _ = metadata | tft_beam.WriteMetadata(raw_metadata, pipeline)
+        _ = rows | beam.combiners.ToList() | beam.Map(lambda every: rows_file.write_bytes(pickle.dumps(every)))
+    return folder / "transform_graph", pickle.loads(rows_file.read_bytes())
+
+
+def test_the_trainer_reads_raw_examples_through_the_transform_graph_as_transform_would_write_them(
+    tmp_path, tf1_transform_graph
+):
     """Transform writes no transformed examples (``materialize=False``): the Trainer's datasets parse ExampleGen's
     GZIP tf.Examples with the raw schema and apply the saved Transform graph. Each row and label must equal what
     TFT's own transform pass (the one ``materialize=True`` ran) gives for the same rows, through TFX's
     DataAccessor as the Trainer gets it."""
-    import apache_beam as beam
     import tensorflow_transform as tft
     from tfx.components.trainer.fn_args_utils import DataAccessor
     from tfx.components.util import tfxio_utils
@@ -162,20 +187,7 @@ def test_the_trainer_reads_raw_examples_through_the_transform_graph_as_transform
     from models import trainer
     from tfx_compat import load_transform_graph
 
-    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(_feature_spec()))
-    rows_file = tmp_path / "rows.pickle"
-    with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=str(tmp_path / "tmp"), force_tf_compat_v1=True):
-        raw = pipeline | beam.Create(_instances())
-        (rows, _), transform_fn = (raw, metadata) | tft_beam.AnalyzeAndTransformDataset(
-            preprocessing_fn, output_record_batches=False
-        )
-        _ = transform_fn | tft_beam.WriteTransformFn(str(tmp_path / "transform_graph"))
-        # The raw schema, which TFX's Transform writes beside the graph and the Trainer parses examples with.
-        raw_metadata = str(tmp_path / "transform_graph" / tft.TFTransformOutput.RAW_METADATA_DIR)
-        _ = metadata | tft_beam.WriteMetadata(raw_metadata, pipeline)
-        _ = rows | beam.combiners.ToList() | beam.Map(lambda every: rows_file.write_bytes(pickle.dumps(every)))
-    collected = pickle.loads(rows_file.read_bytes())
-
+    graph_folder, collected = tf1_transform_graph
     split = tmp_path / "examples" / "Split-train"
     split.mkdir(parents=True)
     with tf.io.TFRecordWriter(str(split / "data.gz"), options="GZIP") as writer:
@@ -188,7 +200,7 @@ def test_the_trainer_reads_raw_examples_through_the_transform_graph_as_transform
         record_batch_factory=None,
         data_view_decode_fn=None,
     )
-    transform_output = tft.TFTransformOutput(str(tmp_path / "transform_graph"))
+    transform_output = tft.TFTransformOutput(str(graph_folder))
     transformer = trainer._transformer(load_transform_graph(transform_output.transform_savedmodel_dir))
     dataset = trainer._dataset([str(split / "*")], accessor, transform_output, transformer, 2, one_pass=True)
 
@@ -203,3 +215,44 @@ def test_the_trainer_reads_raw_examples_through_the_transform_graph_as_transform
         assert set(got) == set(expected)
         for name, value in expected.items():
             assert np.asarray(got[name]).reshape(-1) == pytest.approx(np.asarray(value).reshape(-1), abs=1e-6), name
+
+
+def test_one_loaded_transform_graph_serves_every_trainer_of_a_process_with_one_prune_per_set_of_inputs(
+    tf1_transform_graph, monkeypatch
+):
+    """A local run's Trainers load the same Transform graph one after another in one process
+    (``tfx_compat.load_transform_graph``): they share the loader and its traced transform, and the same features
+    fed in another order (``tf.io.parse_example`` puts sparse ones first) reuse its pruned graph, with the same
+    outputs."""
+    import tensorflow_transform as tft
+    from tensorflow.python.eager import wrap_function
+
+    from models import trainer
+    from tfx_compat import load_transform_graph
+
+    graph_folder, _ = tf1_transform_graph
+    folder = tft.TFTransformOutput(str(graph_folder)).transform_savedmodel_dir
+    prunes: list[int] = []
+    tensorflows_prune = wrap_function.WrappedFunction.prune
+
+    def counted_prune(self, feeds, fetches, name=None, input_signature=None):  # noqa: ANN001, ANN202 - TF's
+        prunes.append(len(feeds))
+        return tensorflows_prune(self, feeds, fetches, name=name, input_signature=input_signature)
+
+    monkeypatch.setattr(wrap_function.WrappedFunction, "prune", counted_prune)
+    load_transform_graph.cache_clear()  # loaded afresh, through the counted prune
+    try:
+        loader = load_transform_graph(folder)
+        assert load_transform_graph(folder) is loader  # what the next Trainer of the process gets
+        assert trainer._transformer(loader) is trainer._transformer(loader)
+        prunes.clear()  # TensorFlow's loading prunes the graph's own signatures too
+        spec = {name: feature for name, feature in _feature_spec().items() if name in features.FEATURES}
+        batch = tf.io.parse_example([serialized_example(row) for row in ROWS], spec)
+        in_order = loader.apply_transform_model(dict(sorted(batch.items())))
+        reversed_order = loader.apply_transform_model(dict(sorted(batch.items(), reverse=True)))
+        assert len(prunes) == 1 and prunes[0] >= len(features.FEATURES)  # pruned once, for both orders
+        assert set(in_order) == set(reversed_order) and features.transformed_name("fare") in in_order
+        for name, value in in_order.items():
+            np.testing.assert_array_equal(np.asarray(value), np.asarray(reversed_order[name]), err_msg=name)
+    finally:
+        load_transform_graph.cache_clear()  # no later test gets the loader made through the counted prune

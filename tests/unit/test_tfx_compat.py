@@ -88,6 +88,12 @@ def test_tft_prunes_a_tf1_transform_graph_by_the_fed_inputs_alone():
     source = " ".join(inspect.getsource(saved_transform_io_v2.SavedModelLoader._apply_v1_transform_model_in_v2).split())
     assert "fetches = self._get_fetches(feeds) pruned = self._wrapped_function.prune(feeds, fetches)" in source
     assert "feeds" in inspect.signature(saved_transform_io_v2.SavedModelLoader._get_fetches).parameters
+    # The feeds follow the order of the caller's dict, which load_transform_graph puts in name order.
+    from tensorflow_transform.saved import saved_transform_io
+
+    expand = inspect.getsource(saved_transform_io._expand_input_map)
+    assert "for logical_name, replacement in logical_input_map.items():" in expand
+    assert "for name in input_map:" in source
 
 
 def test_a_run_id_set_in_the_ir_survives_local_dag_runners_own_substitution(tmp_path):
