@@ -95,7 +95,7 @@ def _accuracy(model, rows: dict, labels: np.ndarray) -> float:
     return float(np.mean((predictions > 0.5) == labels))
 
 
-def test_train_scores_the_whole_eval_split_once_or_the_batches_asked_for():
+def test_train_scores_the_whole_eval_split_once_or_the_batches_asked_for(tmp_path):
     model = CANDIDATES["linear"].build(CANDIDATES["linear"].defaults)
     rows, labels = _transformed_rows(10)
     training = tf.data.Dataset.from_tensor_slices((rows, labels)).batch(4).repeat()
@@ -103,6 +103,11 @@ def test_train_scores_the_whole_eval_split_once_or_the_batches_asked_for():
 
     whole_split = train(model, training, 3, evaluation, None)
     assert whole_split["binary_accuracy"] == pytest.approx(_accuracy(model, rows, labels))
+
+    # With curves the split is scored at 3 points, the later ones on the batches the first pass read: the last
+    # score is still the whole split's, with the weights training ended with.
+    with_curves = train(model, training, 6, evaluation, None, log_dir=str(tmp_path))
+    assert with_curves["binary_accuracy"] == pytest.approx(_accuracy(model, rows, labels))
 
     first_two_batches = train(model, training, 3, evaluation.repeat(), 2)
     first_eight = {name: values[:8] for name, values in rows.items()}
