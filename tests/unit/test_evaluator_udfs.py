@@ -180,3 +180,39 @@ def test_batches_per_slice_give_tfmas_metrics_plots_and_validation(examples, tmp
     assert sum(count(name) for name in hours) == 3000 - 273
     validation = ("validation", "", "")
     assert stock[validation] == ours[validation]
+
+
+def test_the_evaluators_models_are_loaded_once_per_process_and_called_by_keyword(tmp_path):
+    """TFX's Evaluator asks ``custom_eval_shared_model`` for the candidate and the baseline; after a local run's
+    first push the baseline is one of the candidates, which every Evaluator of the run loads: one load serves
+    them all. TFMA calls the examples signature with one positional tensor; it reaches the model by keyword."""
+    from pipeline.evaluator_udfs import custom_eval_shared_model
+
+    def save(folder: Path, weight: float) -> str:
+        module = tf.Module()
+        module.weight = tf.Variable(weight)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        def serve(examples: tf.Tensor) -> dict[str, tf.Tensor]:
+            parsed = tf.io.parse_example(examples, {"x": tf.io.FixedLenFeature([1], tf.float32)})
+            return {"probabilities": parsed["x"] * module.weight}
+
+        tf.saved_model.save(module, str(folder), signatures={"serving_default": serve})
+        return str(folder)
+
+    pushed, other = save(tmp_path / "pushed", 2.0), save(tmp_path / "other", 3.0)
+    config = tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(name="candidate"), tfma.ModelSpec(name="baseline", is_baseline=True)]
+    )
+    candidate = custom_eval_shared_model(pushed, "candidate", config).model_loader.construct_fn()
+    baseline = custom_eval_shared_model(pushed, "baseline", config).model_loader.construct_fn()
+    assert baseline is candidate  # the same folder: loaded once
+    different = custom_eval_shared_model(other, "baseline", config).model_loader.construct_fn()
+    assert different is not candidate
+
+    example = tf.train.Example(
+        features=tf.train.Features(feature={"x": tf.train.Feature(float_list=tf.train.FloatList(value=[1.5]))})
+    ).SerializeToString()
+    for model, expected in ((candidate, 3.0), (different, 4.5)):
+        answer = model.signatures["serving_default"](tf.constant([example]))  # positional, as TFMA calls it
+        assert float(answer["probabilities"][0, 0]) == expected
