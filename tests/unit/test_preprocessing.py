@@ -235,7 +235,7 @@ def test_one_loaded_transform_graph_serves_every_trainer_of_a_process_with_one_p
     prunes: list[int] = []
     tensorflows_prune = wrap_function.WrappedFunction.prune
 
-    def counted_prune(self, feeds, fetches, name=None, input_signature=None):  # noqa: ANN001, ANN202 - TF's
+    def counted_prune(self, feeds, fetches, name=None, input_signature=None):  # noqa: ANN001, ANN202 - TensorFlow's signature
         prunes.append(len(feeds))
         return tensorflows_prune(self, feeds, fetches, name=name, input_signature=input_signature)
 
