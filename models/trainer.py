@@ -208,6 +208,11 @@ def train(
     def as_column(label: tf.Tensor) -> tf.Tensor:
         return tf.reshape(tf.cast(label, tf.float32), [-1, 1])
 
+    def dense(gradient: tf.Tensor | tf.IndexedSlices) -> tf.Tensor:
+        # An embedding's gradient comes as IndexedSlices; the legacy Adam's fused op takes it dense (the same
+        # update: Adam decays every row's moments either way), its sparse path would build ten ops per variable.
+        return tf.convert_to_tensor(gradient) if isinstance(gradient, tf.IndexedSlices) else gradient
+
     def regularization() -> tf.Tensor:
         return tf.add_n(model.losses or [tf.constant(0.0)])
 
@@ -219,7 +224,7 @@ def train(
         with tf.GradientTape() as tape:
             prediction = model(inputs, training=True)
             loss = tf.reduce_mean(loss_fn(as_column(label), prediction)) + regularization()
-        gradients = tape.gradient(loss, model.trainable_variables)
+        gradients = [dense(gradient) for gradient in tape.gradient(loss, model.trainable_variables)]
         optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
         if with_curves:
             train_loss.update_state(loss)
@@ -256,8 +261,9 @@ def train(
         return results(*metrics)
 
     # The optimizer's slots are created now, not inside the first ``train_step``: a tf.function that creates
-    # variables on its first call is traced twice, and each trace of this step costs ~1.7 s here.
-    optimizer.build(model.trainable_variables)
+    # variables on its first call is traced twice. (Keras 2's legacy optimizers have no public ``build``; this is
+    # what their ``apply_gradients`` and Keras's own weight loading call.)
+    optimizer._create_all_weights(model.trainable_variables)
     train_every = max(1, train_steps // TRAIN_POINTS)
     validate_every = max(1, math.ceil(train_steps / VALIDATION_POINTS))
     logs = [TRAIN_LOG, VALIDATION_LOG] if with_curves else []

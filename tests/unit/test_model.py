@@ -6,6 +6,7 @@ import keras_tuner
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras as keras
 
 from models import preprocessing
 from models.candidates import CANDIDATES
@@ -112,6 +113,33 @@ def test_train_scores_the_whole_eval_split_once_or_the_batches_asked_for(tmp_pat
     first_two_batches = train(model, training, 3, evaluation.repeat(), 2)
     first_eight = {name: values[:8] for name, values in rows.items()}
     assert first_two_batches["binary_accuracy"] == pytest.approx(_accuracy(model, first_eight, labels[:8]))
+
+
+def test_trains_with_the_steps_of_kerass_own_adam_on_the_raw_gradients():
+    """The candidates train with Keras 2's legacy Adam (one fused op per variable, ``models/model.py``) on dense
+    gradients (``train``): the weights after five steps are those Keras's current Adam reaches on the gradients as
+    the tape gives them, IndexedSlices for the embeddings."""
+    candidate = CANDIDATES["wide_and_deep"]  # embeddings, hidden layers, no dropout: the same steps both ways
+    model = candidate.build(candidate.defaults)
+    reference = keras.models.clone_model(model)
+    reference.set_weights(model.get_weights())
+    rows, labels = _transformed_rows(80)
+    batches = tf.data.Dataset.from_tensor_slices((rows, labels)).batch(16)
+
+    train(model, batches.repeat(), 5, batches, 1)
+
+    adam, loss_fn = keras.optimizers.Adam(learning_rate=candidate.defaults.learning_rate), keras.losses.get(model.loss)
+    sparse = 0
+    for inputs, label in batches:
+        with tf.GradientTape() as tape:
+            prediction = reference(inputs, training=True)
+            loss = tf.reduce_mean(loss_fn(tf.reshape(tf.cast(label, tf.float32), [-1, 1]), prediction))
+        gradients = tape.gradient(loss, reference.trainable_variables)
+        sparse += sum(isinstance(gradient, tf.IndexedSlices) for gradient in gradients)
+        adam.apply_gradients(zip(gradients, reference.trainable_variables, strict=True))
+    assert sparse > 0
+    for ours, keras_own in zip(model.get_weights(), reference.get_weights(), strict=True):
+        np.testing.assert_allclose(ours, keras_own, rtol=1e-4, atol=1e-6)
 
 
 def test_epochs_become_the_steps_that_pass_over_the_whole_train_split(tmp_path):
