@@ -37,13 +37,16 @@ def prepare_tensorflow() -> None:
 
 
 def install_beam_memos() -> None:
-    """Makes Beam remember two answers it otherwise recomputes for every transform of every Beam step: a DoFn's
+    """Makes Beam remember answers it otherwise recomputes for every transform of every Beam step: a DoFn's
     state and timer specs (``tfx_compat.beam_dofn_specs``) and an options object's view as an options class
-    (``tfx_compat.beam_option_views``). Once per process; idempotent. Call it before the pipeline runs."""
-    from tfx_compat import beam_dofn_specs, beam_option_views
+    (``tfx_compat.beam_option_views``); and what its scans of every loaded module find when it pickles a function
+    or weighs a cached value (``tfx_compat.beam_module_scans``). Once per process; idempotent. Call it before the
+    pipeline runs."""
+    from tfx_compat import beam_dofn_specs, beam_module_scans, beam_option_views
 
     beam_dofn_specs.install()
     beam_option_views.install()
+    beam_module_scans.install()
 
 
 # --- LocalDagRunner's progress, which it reports only in its log -----------------------------------------------

@@ -7,6 +7,7 @@ broke, before a pipeline run or a deployment does.
 from __future__ import annotations
 
 import inspect
+import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -549,3 +550,89 @@ def test_option_views_are_parsed_once_and_still_share_values_and_a_pipeline_runs
 
     with beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"])) as pipeline:
         assert_that(pipeline | beam.Create([1, 2, 3]) | beam.Map(lambda x: x * 2), equal_to([2, 4, 6]))
+
+
+def test_beams_module_scans_are_looked_up_by_name_and_work_as_they_did():
+    """``tfx_compat.beam_module_scans`` replaces two module attributes and answers as the functions it replaces."""
+    import objsize
+    from apache_beam.internal.cloudpickle import cloudpickle
+    from apache_beam.runners.worker import statecache
+
+    from tfx_compat import beam_module_scans
+
+    originals = beam_module_scans._ORIGINALS
+    assert "= _find_imported_submodules(" in inspect.getsource(cloudpickle._function_getstate)
+    finder = inspect.getsource(originals.get("find_imported_submodules", cloudpickle._find_imported_submodules))
+    for step in (
+        'prefix = x.__name__ + "."',
+        "for name in list(sys.modules):",
+        "name.startswith(prefix)",
+        'tokens = set(name[len(prefix):].split("."))',
+        "if not tokens - set(code.co_names):",
+    ):
+        assert step in finder
+    assert inspect.getsource(statecache.StateCache).count("weight = get_deep_size(value)") == 2  # get and put
+    weigher = inspect.getsource(originals.get("get_deep_size", statecache.get_deep_size))
+    for setting in ("get_size_func=_size_func", "get_referents_func=_get_referents_func", "filter_func=_filter_func"):
+        assert setting in weigher
+    exclusions = inspect.getsource(objsize.traverse.TraversalContext._update_exclude_set)
+    assert "self.exclude_set.add(id(None))" in exclusions and "_iter_modules_globals()" in exclusions
+    assert "yield vars(mod)" in inspect.getsource(objsize.traverse._iter_modules_globals)
+
+
+def test_module_scans_answer_as_beams_own_and_pipelines_with_pickled_functions_and_side_inputs_run(monkeypatch):
+    import concurrent.futures
+    import os.path
+    import types
+
+    import apache_beam as beam
+    import numpy as np
+    from apache_beam.internal.cloudpickle import cloudpickle
+    from apache_beam.runners.worker import statecache
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from tfx_compat import beam_module_scans
+
+    beam_module_scans.install()
+    beam_module_scans.install()  # idempotent: still Beam's own underneath, not itself
+    assert cloudpickle._find_imported_submodules is beam_module_scans.find_imported_submodules
+    assert statecache.get_deep_size is beam_module_scans.get_deep_size
+    original_finder = beam_module_scans._ORIGINALS["find_imported_submodules"]
+    original_weigher = beam_module_scans._ORIGINALS["get_deep_size"]
+    assert original_finder is not beam_module_scans.find_imported_submodules
+
+    def uses_submodules():
+        return concurrent.futures.ThreadPoolExecutor, os.path.join, np.linalg.norm, np.random.default_rng
+
+    dependencies = [concurrent, os, np, beam, "not a module"]
+    found = beam_module_scans.find_imported_submodules(uses_submodules.__code__, dependencies)
+    assert found == original_finder(uses_submodules.__code__, dependencies)
+    assert {concurrent.futures, np.linalg, np.random} <= set(found)
+
+    values = [
+        [np.zeros(1000), "text" * 50, {"a": (1, 2.5, b"x" * 300)}],
+        {"module": np, "function": np.mean, "class": statecache.StateCache},  # module globals: not counted
+        (None, [None] * 10),
+    ]
+    for value in values:
+        assert beam_module_scans.get_deep_size(value) == original_weigher(value)
+
+    # A module loaded later is seen by both: its globals excluded from weights, its name found as a submodule.
+    ids_before = beam_module_scans._module_globals_ids()
+    later = types.ModuleType("concurrent.loaded_later")
+    later.big = list(range(10_000))
+    monkeypatch.setitem(sys.modules, "concurrent.loaded_later", later)
+    assert id(vars(later)) not in ids_before and id(vars(later)) in beam_module_scans._module_globals_ids()
+    assert beam_module_scans.get_deep_size([later]) == original_weigher([later])
+
+    def uses_it():
+        return concurrent.loaded_later.big
+
+    assert later in beam_module_scans.find_imported_submodules(uses_it.__code__, [concurrent])
+    monkeypatch.undo()
+    assert beam_module_scans.find_imported_submodules(uses_it.__code__, [concurrent]) == []  # unloaded again
+
+    with beam.Pipeline(runner="FnApiRunner") as pipeline:
+        side = pipeline | "side" >> beam.Create([10, 20])
+        added = pipeline | beam.Create([1, 2]) | beam.Map(lambda x, side: x + sum(side), side=beam.pvalue.AsList(side))
+        assert_that(added, equal_to([31, 32]))
