@@ -159,10 +159,8 @@ class RunCatalog:
         failed = [types.get(e.type_id, "").rsplit(".", 1)[-1] for e in executions if states.of_execution(e) == "failed"]
         pushed_done = "Pusher" in by_kind and states.of_execution(by_kind["Pusher"]) in (states.DONE, states.CACHED)
         if contexts.is_legacy(context):
-            # Airflow's runs hold no lock here: one that neither pushed nor recorded a failure has tasks still to
-            # run, or lost a worker for good (Airflow's own UI tells which; tfx_compat.airflow_metadata records
-            # the failures that raise).
-            running = not pushed_done and not failed
+            kinds = (types.get(e.type_id, "").rsplit(".", 1)[-1] for e in executions)
+            running = states.scheduled_run_going(zip(kinds, map(states.of_execution, executions), strict=True))
         if running:
             state = RUNNING
         elif "ValidationGate" in failed:

@@ -90,7 +90,11 @@ def run_graph(store: Any, pipeline_name: str, run_id: str, active_run: ActiveRun
     if not dag:
         dag = _dag_from_events(store, components)
     kinds = _component_kinds(store, components)
-    going = live or (context is not None and contexts.is_legacy(context) and _scheduled_run_going(components, kinds))
+    going = live or (
+        context is not None
+        and contexts.is_legacy(context)
+        and states.scheduled_run_going((kinds.get(c.node_id, ""), c.state) for c in components)
+    )
     nodes = []
     for component in components:
         state = component.state
@@ -108,17 +112,6 @@ def run_graph(store: Any, pipeline_name: str, run_id: str, active_run: ActiveRun
         config_json=_string(properties, names.RUN_CONFIG) or (active_run.config_json if live else ""),
         log_path=_string(properties, names.RUN_LOG) or (active_run.log_path if live else ""),
     )
-
-
-def _scheduled_run_going(components: Sequence[ComponentRecord], kinds: dict[str, str]) -> bool:
-    """Whether an Airflow run has tasks still to run: it neither pushed nor recorded a failure (as the runs list
-    reads it, ``runs.catalog``); its nodes not reached yet are then waiting, not "not run"."""
-    failed = any(component.state == states.FAILED for component in components)
-    pushed = any(
-        kinds.get(component.node_id) == "Pusher" and component.state in (states.DONE, states.CACHED)
-        for component in components
-    )
-    return not failed and not pushed
 
 
 def _component_kinds(store: Any, components: Sequence[ComponentRecord]) -> dict[str, str]:

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from ml_metadata.proto import metadata_store_pb2
 
 WAITING = "waiting"
@@ -31,3 +33,15 @@ _FROM_MLMD = {
 def of_execution(execution: metadata_store_pb2.Execution) -> str:
     """The state name of an ML Metadata execution."""
     return _FROM_MLMD.get(execution.last_known_state, UNKNOWN)
+
+
+def scheduled_run_going(kind_states: Iterable[tuple[str, str]]) -> bool:
+    """Whether a run recorded by TFX's legacy launcher (Airflow's, which holds no lock here) has tasks still to
+    run, from its components' (component class name, state) pairs: one that neither pushed nor recorded a failure.
+    It may also have lost a worker for good: Airflow's own UI tells which; ``tfx_compat.airflow_metadata`` records
+    the failures that raise. The runs list and the run's graph both read it so."""
+    failed = pushed = False
+    for kind, state in kind_states:
+        failed = failed or state == FAILED
+        pushed = pushed or (kind == "Pusher" and state in (DONE, CACHED))
+    return not failed and not pushed
