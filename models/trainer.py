@@ -10,7 +10,7 @@ import functools
 import json
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras_tuner
@@ -43,6 +43,14 @@ VALIDATION_POINTS = 3  # passes over the eval batches per run, the last being th
 
 
 Transformer = Callable[[dict[str, tf.Tensor]], tuple[dict[str, tf.Tensor], tf.Tensor]]
+# One batch of model inputs and labels, as the datasets below yield them.
+Batch = tuple[dict[str, tf.Tensor], tf.Tensor]
+# Rows per batch of a whole eval split: the scores are per example, so the batch size changes nothing but the
+# cost, which is mostly per batch (parsing, the Transform graph, each eval step's call): at 1.5 million trips
+# reading the split took 10.6 s in batches of 256 (docs/ARCHITECTURE.md).
+EVAL_BATCH_SIZE = 4096
+# The eval split's batches last read (``_read_once``): what they were read from, and the batches.
+_EVAL_SPLIT: dict[tuple[Any, ...], tuple[Batch, ...]] = {}
 
 
 def _dataset(
@@ -85,18 +93,33 @@ def _transformer(transform_graph: Any) -> Transformer:
     return transformed
 
 
-def _eval_dataset(
+def _eval_data(
     fn_args: FnArgs, transform_output: tft.TFTransformOutput, transformer: Transformer, batch_size: int
-) -> tf.data.Dataset:
-    """The eval split for ``train``: one pass when ``eval_steps`` is unset (TFX turns 0 into None), else endless."""
-    return _dataset(
-        fn_args.eval_files,
-        fn_args.data_accessor,
-        transform_output,
-        transformer,
-        batch_size,
-        one_pass=not fn_args.eval_steps,
+) -> tf.data.Dataset | tuple[Batch, ...]:
+    """The eval split for ``train``: an endless dataset of ``batch_size`` batches when ``eval_steps`` is set (TFX
+    turns 0 into None), else the whole split in batches of ``EVAL_BATCH_SIZE``, read once per process for every
+    Trainer and Tuner that asks for the same files and Transform graph (a local run's candidates, one after
+    another)."""
+    if fn_args.eval_steps:
+        return _dataset(fn_args.eval_files, fn_args.data_accessor, transform_output, transformer, batch_size)
+    key = (tuple(fn_args.eval_files), transform_output.transform_savedmodel_dir)
+    return _read_once(
+        key,
+        lambda: _dataset(
+            fn_args.eval_files, fn_args.data_accessor, transform_output, transformer, EVAL_BATCH_SIZE, one_pass=True
+        ),
     )
+
+
+def _read_once(key: tuple[Any, ...], dataset: Callable[[], tf.data.Dataset]) -> tuple[Batch, ...]:
+    """The batches of the finite ``dataset()``, read, parsed and transformed the first time ``key`` is asked for;
+    only the newest split is kept (at 1.5 million trips 300,000 transformed examples, tens of MB). ExampleGen
+    writes each execution's files under a folder of its own, so the same files are the same examples."""
+    batches = _EVAL_SPLIT.get(key)
+    if batches is None:
+        _EVAL_SPLIT.clear()
+        batches = _EVAL_SPLIT[key] = tuple(dataset())
+    return batches
 
 
 def _candidate(fn_args: FnArgs) -> candidates.Candidate:
@@ -179,12 +202,12 @@ def train(
     model: keras.Model,
     train: tf.data.Dataset,
     train_steps: int,
-    evaluation: tf.data.Dataset,
+    evaluation: tf.data.Dataset | Sequence[Batch],
     eval_steps: int | None,
     log_dir: str | None = None,
 ) -> dict[str, float]:
     """Trains ``model`` for ``train_steps`` batches and returns its metrics on ``eval_steps`` eval batches, or on
-    all of ``evaluation`` (a finite dataset then) when ``eval_steps`` is None.
+    all of ``evaluation`` (a finite dataset then, or its batches already read) when ``eval_steps`` is None.
 
     A plain loop over ``tf.function(autograph=False)`` steps instead of ``model.fit``: the same optimizer, loss
     and metrics the model was compiled with, without autograph converting the Keras internals, which made
@@ -200,9 +223,11 @@ def train(
     with_curves = log_dir is not None
     # With curves and no eval_steps, the whole eval split is scored VALIDATION_POINTS times: read, parsed and
     # transformed in the first pass, whose batches are kept for the others (at 1.5 million trips 300,000
-    # transformed examples, tens of MB). Kept as tensors rather than behind ``Dataset.cache()``: each new
-    # iterator over the dataset instantiates its functions, the Transform graph among them (~90 ms here).
-    kept: list[tuple[dict[str, tf.Tensor], tf.Tensor]] = []
+    # transformed examples, tens of MB); batches already read (``_read_once``) are kept from the start. Kept as
+    # tensors rather than behind ``Dataset.cache()``: each new iterator over the dataset instantiates its
+    # functions, the Transform graph among them (~90 ms here).
+    read = not isinstance(evaluation, tf.data.Dataset)
+    kept: list[Batch] = list(evaluation)[:eval_steps] if read else []
     keep = with_curves and not eval_steps
 
     def as_column(label: tf.Tensor) -> tf.Tensor:
@@ -234,9 +259,9 @@ def train(
     metrics = [keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="binary_accuracy")]
     eval_loss = keras.metrics.Mean(name=LOSS_TAG)
 
-    # Traced for the dataset's element spec (a batch dimension of None): traced for the first batch's shape, it
-    # would be traced again for the split's last, partial batch (~0.1-0.3 s per candidate).
-    @tf.function(autograph=False, input_signature=evaluation.element_spec)
+    # Traced for the batches' spec with a batch dimension of None: traced for the first batch's shape, it would
+    # be traced again for the split's last, partial batch (~0.1-0.3 s per candidate).
+    @tf.function(autograph=False, input_signature=_batch_spec(evaluation))
     def eval_step(inputs: dict[str, tf.Tensor], label: tf.Tensor) -> None:
         prediction = model(inputs, training=False)
         for metric in metrics:
@@ -255,7 +280,7 @@ def train(
     def evaluate() -> dict[str, float]:
         for metric in [*metrics, eval_loss]:
             metric.reset_state()
-        first_pass = not kept
+        first_pass = not kept and not read
         for inputs, label in kept or (evaluation.take(eval_steps) if eval_steps else evaluation):
             eval_step(inputs, label)
             if keep and first_pass:
@@ -296,6 +321,15 @@ def train(
     return scores
 
 
+def _batch_spec(evaluation: tf.data.Dataset | Sequence[Batch]) -> Any:
+    """The spec of ``evaluation``'s batches, any number of rows; None when there are none to tell it."""
+    if isinstance(evaluation, tf.data.Dataset):
+        return evaluation.element_spec
+    if not evaluation:
+        return None
+    return tf.nest.map_structure(lambda tensor: tf.TensorSpec([None, *tensor.shape[1:]], tensor.dtype), evaluation[0])
+
+
 def count_examples(file_patterns: list[str]) -> int:
     """How many examples the (GZIP TFRecord) files of a split hold: one read of the records, none parsed."""
     files = [name for pattern in file_patterns for name in tf.io.gfile.glob(pattern)]
@@ -331,7 +365,7 @@ def run_fn(fn_args: FnArgs) -> None:
         model,
         _dataset(fn_args.train_files, fn_args.data_accessor, transform_output, transformer, hparams.batch_size),
         train_steps,
-        _eval_dataset(fn_args, transform_output, transformer, hparams.batch_size),
+        _eval_data(fn_args, transform_output, transformer, hparams.batch_size),
         fn_args.eval_steps,
         log_dir=fn_args.model_run_dir,
     )
@@ -387,7 +421,7 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
         tuner=tuner,
         fit_kwargs={
             "x": _dataset(fn_args.train_files, fn_args.data_accessor, transform_output, transformer, base.batch_size),
-            "validation_data": _eval_dataset(fn_args, transform_output, transformer, base.batch_size),
+            "validation_data": _eval_data(fn_args, transform_output, transformer, base.batch_size),
             "steps_per_epoch": fn_args.train_steps,
             "validation_steps": fn_args.eval_steps,
         },

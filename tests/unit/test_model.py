@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from models import preprocessing
+from models import preprocessing, trainer
 from models.candidates import CANDIDATES
 from models.hyperparameters import Hyperparameters
 from models.model import build_wide_and_deep
@@ -113,6 +113,49 @@ def test_train_scores_the_whole_eval_split_once_or_the_batches_asked_for(tmp_pat
     first_two_batches = train(model, training, 3, evaluation.repeat(), 2)
     first_eight = {name: values[:8] for name, values in rows.items()}
     assert first_two_batches["binary_accuracy"] == pytest.approx(_accuracy(model, first_eight, labels[:8]))
+
+
+def test_eval_batches_read_before_score_as_the_dataset_they_came_from(tmp_path):
+    """A local run's Trainers share the eval split's batches, read once (``_eval_data``): ``train`` scores them as it
+    scores the dataset itself, with and without curves, all of them or the first ``eval_steps``."""
+    rows, labels = _transformed_rows(10)
+    evaluation = tf.data.Dataset.from_tensor_slices((rows, labels)).batch(4)  # 4 + 4 + 2 rows
+    batches = tuple(evaluation)
+    model = CANDIDATES["linear"].build(CANDIDATES["linear"].defaults)
+    no_training = tf.data.Dataset.from_tensor_slices((rows, labels)).batch(4).repeat()
+
+    whole = train(model, no_training.take(1).repeat(), 1, batches, None, log_dir=str(tmp_path))
+    assert whole["binary_accuracy"] == pytest.approx(_accuracy(model, rows, labels))
+    assert train(model, no_training, 1, batches, None)["binary_accuracy"] == pytest.approx(
+        _accuracy(model, rows, labels)
+    )
+    first_eight = {name: values[:8] for name, values in rows.items()}
+    assert train(model, no_training, 1, batches, 2)["binary_accuracy"] == pytest.approx(
+        _accuracy(model, first_eight, labels[:8])
+    )
+    assert train(model, no_training, 1, (), None)["auc"] == 0.0  # an empty eval split scores nothing
+
+
+def test_the_eval_split_is_read_once_per_files_graph_and_batch_size(monkeypatch):
+    monkeypatch.setattr(trainer, "_EVAL_SPLIT", {})
+    reads: list[int] = []
+
+    def dataset(size: int):
+        def make() -> tf.data.Dataset:
+            reads.append(size)
+            rows, labels = _transformed_rows(10)
+            return tf.data.Dataset.from_tensor_slices((rows, labels)).batch(size)
+
+        return make
+
+    first = trainer._read_once(("eval/*", "transform", 4), dataset(4))
+    assert [len(label) for _, label in first] == [4, 4, 2]
+    assert trainer._read_once(("eval/*", "transform", 4), dataset(4)) is first and reads == [4]
+    other = trainer._read_once(("eval/*", "transform", 5), dataset(5))  # another batch size: read again
+    assert [len(label) for _, label in other] == [5, 5] and reads == [4, 5]
+    assert list(trainer._EVAL_SPLIT) == [("eval/*", "transform", 5)]  # only the newest kept
+    trainer._read_once(("eval/*", "transform", 4), dataset(4))
+    assert reads == [4, 5, 4]
 
 
 def test_trains_with_the_steps_of_kerass_own_adam_on_the_raw_gradients():
