@@ -216,3 +216,47 @@ def test_the_evaluators_models_are_loaded_once_per_process_and_called_by_keyword
     for model, expected in ((candidate, 3.0), (different, 4.5)):
         answer = model.signatures["serving_default"](tf.constant([example]))  # positional, as TFMA calls it
         assert float(answer["probabilities"][0, 0]) == expected
+
+
+def test_rows_are_sliced_by_their_values_as_tfma_slices_the_split_rows():
+    """``_BatchesPerSliceFn`` looks each row's slice keys up by its values of the slicing features and splits the
+    batch into rows (TFMA's ``split_extracts``) only for values not seen before: the slice keys are those of the
+    split rows, for one-value, missing and two-value features, strings and numbers, and a dense column."""
+    from tensorflow_model_analysis import constants
+    from tensorflow_model_analysis.api import types
+
+    from pipeline import evaluator_udfs
+
+    def varlen(values, rows, width=1):
+        positions = [sum(1 for earlier in rows[:index] if earlier == row) for index, row in enumerate(rows)]
+        return types.VarLenTensorValue(
+            values=np.asarray(values),
+            indices=np.asarray(list(zip(rows, positions, strict=True))).reshape(-1, 2),
+            dense_shape=np.asarray([5, width]),
+        )
+
+    features = {
+        "trip_start_hour": varlen([3, 5, 3, 3], [0, 2, 3, 4]),  # row 1 has no hour
+        "payment_type": varlen(
+            np.asarray([b"Cash", "Ünknown".encode(), b"Cash", b"Cash", b"Cash"], object), [0, 1, 2, 3, 4]
+        ),
+        "tags": varlen(np.asarray([b"a", b"a", b"b", b"a", b"a", b"b"], object), [0, 1, 1, 2, 3, 4], width=2),
+        "ignored": np.arange(5),
+    }
+    batch = {constants.FEATURES_KEY: features}
+    slicer = evaluator_udfs._BatchesPerSliceFn(_eval_config())
+    slicer.setup()
+    slim = {constants.FEATURES_KEY: evaluator_udfs._only(features, slicer._slicing_features)}
+    values = evaluator_udfs._row_values(slim, 5)
+    assert values is not None and values[0] == values[3] and len(set(values)) == 4  # rows 0 and 3 are alike
+
+    by_values = slicer._row_slice_keys(batch, 5)
+    assert len(slicer._slice_keys_by_values) == 4 and not slicer._slice_keys_of  # no row signature made
+    assert by_values == slicer._split_row_slice_keys(slim, 5)
+    assert (("tags", "b"),) in by_values[1] and (("trip_start_hour", 3),) not in by_values[1]
+    assert slicer._row_slice_keys(batch, 5) == by_values  # all from memory now
+
+    dense = {constants.FEATURES_KEY: {"trip_start_hour": np.asarray([[3], [4], [3], [3], [7]])}}
+    dense_slim = {constants.FEATURES_KEY: dense[constants.FEATURES_KEY]}
+    assert slicer._row_slice_keys(dense, 5) == slicer._split_row_slice_keys(dense_slim, 5)
+    assert evaluator_udfs._row_values({constants.FEATURES_KEY: {"x": [1, 2, 3, 4, 5]}}, 5) is None  # not read here
