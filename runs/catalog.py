@@ -155,12 +155,13 @@ class RunCatalog:
         """A run's row from ML Metadata alone: its executions' states, the selector's blessing, the push."""
         executions = self._store.get_executions_by_context(context.id)
         types = {t.id: t.name for t in self._store.get_execution_types()}
-        by_kind = {types.get(e.type_id, "").rsplit(".", 1)[-1]: e for e in executions}
-        failed = [types.get(e.type_id, "").rsplit(".", 1)[-1] for e in executions if states.of_execution(e) == "failed"]
+        kinds = [types.get(e.type_id, "").rsplit(".", 1)[-1] for e in executions]
+        kind_states = list(zip(kinds, map(states.of_execution, executions), strict=True))
+        by_kind = dict(zip(kinds, executions, strict=True))
+        failed = [kind for kind, state in kind_states if state == states.FAILED]
         pushed_done = "Pusher" in by_kind and states.of_execution(by_kind["Pusher"]) in (states.DONE, states.CACHED)
         if contexts.is_legacy(context):
-            kinds = (types.get(e.type_id, "").rsplit(".", 1)[-1] for e in executions)
-            running = states.scheduled_run_going(zip(kinds, map(states.of_execution, executions), strict=True))
+            running = states.scheduled_run_going(kind_states)
         if running:
             state = RUNNING
         elif "ValidationGate" in failed:
