@@ -128,23 +128,6 @@ def _take(value: Any, rows: np.ndarray) -> Any:
     return value[rows]
 
 
-def _signature(row: Any) -> Any:
-    """A hashable stand-in for one row's slicing features (dicts of arrays), or None where it has no simple one."""
-    if isinstance(row, dict):
-        items = []
-        for key in sorted(row):
-            item = _signature(row[key])
-            if item is None:
-                return None
-            items.append((key, item))
-        return tuple(items)
-    if type(row) is np.ndarray and row.dtype != object:
-        return (row.dtype.str, row.shape, row.tobytes())
-    if type(row) is np.ndarray:
-        return (row.shape, tuple(row.ravel().tolist()))
-    return None
-
-
 def _row_values(slim: dict[str, Any], count: int) -> list[Any] | None:
     """A hashable stand-in per row for its values of the slicing features in ``slim`` (a batch's features dicts,
     nested by model): rows with equal stand-ins have equal values. None where a value is of a kind not read here
@@ -208,7 +191,6 @@ class _BatchesPerSliceFn(beam.DoFn):
         self._per_example = slice_key_extractor.ExtractSliceKeysFn(eval_config, materialize=False)
 
     def setup(self) -> None:
-        self._slice_keys_of: dict[Any, list[Any]] = {}  # by _signature of a split row
         self._slice_keys_by_values: dict[Any, list[Any]] = {}  # by _row_values
 
     def process(self, batch: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -264,21 +246,12 @@ class _BatchesPerSliceFn(beam.DoFn):
         return result
 
     def _split_row_slice_keys(self, slim: dict[str, Any], count: int) -> list[list[Any]]:
-        """``_row_slice_keys`` through TFMA's splitting of the batch into rows, for batches ``_row_values`` cannot
-        read."""
+        """``_row_slice_keys`` through TFMA's splitting of the batch into rows and its slicing of each row, for
+        batches whose slicing features ``_row_values`` cannot read (kinds this pipeline's batches never hold)."""
         rows = util.split_extracts(slim) if slim else []
         if len(rows) != count:  # none of the slicing features in this batch: every row has only the overall slice
-            rows = [{} for _ in range(count)]
-        result = []
-        for row in rows:
-            signature = _signature(row)
-            slice_keys = self._slice_keys_of.get(signature) if signature is not None else None
-            if slice_keys is None:
-                slice_keys = self._slice_keys(row)
-                if signature is not None:
-                    self._slice_keys_of[signature] = slice_keys
-            result.append(slice_keys)
-        return result
+            return [self._slice_keys({})] * count
+        return [self._slice_keys(row) for row in rows]
 
     def _slice_keys(self, row: dict[str, Any]) -> list[Any]:
         """TFMA's slice keys of one example (``ExtractSliceKeysFn.process``: transformed features first)."""

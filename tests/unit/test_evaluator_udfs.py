@@ -251,7 +251,7 @@ def test_rows_are_sliced_by_their_values_as_tfma_slices_the_split_rows():
     assert values is not None and values[0] == values[3] and len(set(values)) == 4  # rows 0 and 3 are alike
 
     by_values = slicer._row_slice_keys(batch, 5)
-    assert len(slicer._slice_keys_by_values) == 4 and not slicer._slice_keys_of  # no row signature made
+    assert len(slicer._slice_keys_by_values) == 4  # one TFMA slicing per distinct row
     assert by_values == slicer._split_row_slice_keys(slim, 5)
     assert (("tags", "b"),) in by_values[1] and (("trip_start_hour", 3),) not in by_values[1]
     assert slicer._row_slice_keys(batch, 5) == by_values  # all from memory now
