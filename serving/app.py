@@ -91,7 +91,7 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
             yield
         finally:
             if grpc_server is not None:  # first, so its requests in flight still find the batcher's threads
-                await grpc_server.stop(grace=5)
+                await grpc_server.stop()
             repository.stop()
             executor.shutdown(wait=False, cancel_futures=True)
             stats = batcher.stats

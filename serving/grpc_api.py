@@ -1,9 +1,12 @@
 """The gRPC side of ``taxi-pipeline serve``: TF Serving's ``PredictionService`` and ``ModelService`` (port 8500).
 
 Most production TF Serving clients speak gRPC through TF Serving's own stubs
-(``tensorflow_serving.apis.prediction_service_pb2_grpc``). This module serves those services with ``grpc.aio``
-on the event loop that serves REST, over the same ``ModelRepository`` (so hot swap, canary and version labels are
-the same) and the same ``Batcher`` (so gRPC and REST requests of one signature share TensorFlow calls).
+(``tensorflow_serving.apis.prediction_service_pb2_grpc``). This module answers those services' calls over the
+same ``ModelRepository`` as REST (so hot swap, canary and version labels are the same) and the same ``Batcher`` (so
+gRPC and REST requests of one signature share TensorFlow calls), on the event loop that serves REST. The transport
+is ``taxi-grpc-front`` (grpc-go, ``serving/grpc_front``) where it is built, which hands each call's bytes to this
+process (``serving.grpc_bridge``); else ``grpc.aio`` in this process, with the servicers below. Both call the same
+functions (``prepare_predict``, ``model_metadata``, ``refusal``, ``model_status``, ``status_of``).
 
 What each call answers, as TF Serving answers for a TF 2 SavedModel:
 
@@ -22,8 +25,8 @@ Errors carry TF Serving's status code and, where TF Serving's text is known, tha
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any, NoReturn
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 import grpc
 import numpy as np
@@ -77,10 +80,20 @@ class GrpcError(Exception):
         self.code = code
 
 
+class GrpcServer(Protocol):
+    """A running gRPC front end: ``stop()`` answers the calls in flight (up to a few seconds), then ends it."""
+
+    async def stop(self) -> None: ...
+
+
 async def start_grpc_server(
     host: str, port: int, repository: ModelRepository, batcher: Batcher, max_message_bytes: int
-) -> grpc.aio.Server:
+) -> GrpcServer:
     """Serves both services on ``host:port`` on the running event loop; a UserError if the port cannot be used.
+
+    The transport is ``taxi-grpc-front`` (Go, ``serving/grpc_front``) where ``make`` built it, forwarding each
+    call to this process (``serving.grpc_bridge``); otherwise ``grpc.aio`` in this process. The answers are the same
+    (both call the functions below); the first costs the machine about a third less per call (docs/SERVING.md).
 
     Args:
         host: the address, as for REST (loopback by default).
@@ -90,6 +103,25 @@ async def start_grpc_server(
         max_message_bytes: the largest request message taken (the REST body limit); larger ones get
             RESOURCE_EXHAUSTED from gRPC itself.
     """
+    from serving import grpc_bridge
+
+    binary = grpc_bridge.front_end_binary()
+    if binary is not None:
+        return await grpc_bridge.start_front_end(binary, host, port, repository, batcher, max_message_bytes)
+    return await _start_in_process(host, port, repository, batcher, max_message_bytes)
+
+
+class _InProcessServer:
+    def __init__(self, server: grpc.aio.Server):
+        self._server = server
+
+    async def stop(self) -> None:
+        await self._server.stop(grace=5)
+
+
+async def _start_in_process(
+    host: str, port: int, repository: ModelRepository, batcher: Batcher, max_message_bytes: int
+) -> GrpcServer:
     server = grpc.aio.server(
         options=[
             ("grpc.so_reuseport", 0),  # a port another server holds must be refused, not shared
@@ -98,7 +130,7 @@ async def start_grpc_server(
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(repository, batcher), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(repository), server)
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    address = grpc_address(host, port)
     try:
         bound = server.add_insecure_port(address)
     except RuntimeError:
@@ -108,12 +140,16 @@ async def start_grpc_server(
             f"cannot listen on {address} for gRPC: the port is in use or not allowed (pick another --grpc-port)"
         )
     await server.start()
-    log.info("gRPC (TF Serving's PredictionService and ModelService) on %s", address)
-    return server
+    log.info("gRPC (TF Serving's PredictionService and ModelService, grpc.aio) on %s", address)
+    return _InProcessServer(server)
+
+
+def grpc_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    """Predict, GetModelMetadata, Classify and Regress over the shared repository and batcher."""
+    """Predict, GetModelMetadata, Classify and Regress over the shared repository and batcher (grpc.aio)."""
 
     def __init__(self, repository: ModelRepository, batcher: Batcher):
         self._repository = repository
@@ -121,59 +157,32 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     async def Predict(self, request: predict_pb2.PredictRequest, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802 - TF Serving's method name
         try:
-            model = _choose(self._repository, request.model_spec)
-            prepared, outputs = prepare_tensors(model, request)
-            spec = _response_spec(request.model_spec.name, model.version, prepared.signature.name)
-            return await self._batcher.predict(prepared, lambda results: predict_response(spec, outputs, results))
-        except (RequestError, GrpcError) as error:
-            await _abort(context, error)
-        except Exception as error:  # a bug: INTERNAL and logged, as REST's 500; the server goes on
-            log.exception("gRPC Predict failed")
-            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(error).__name__}: {error}")
+            prepared, encode = prepare_predict(self._repository, request, serialized=False)
+            return await self._batcher.predict(prepared, encode)
+        except Exception as error:  # noqa: BLE001 - every failure becomes a status, as TF Serving's
+            await context.abort(*status_of(error))
 
     async def GetModelMetadata(  # noqa: N802 - TF Serving's method name
         self, request: get_model_metadata_pb2.GetModelMetadataRequest, context: grpc.aio.ServicerContext
     ) -> Any:
         try:
-            if not request.HasField("model_spec"):
-                raise RequestError("Missing ModelSpec")
-            if not request.metadata_field:
-                raise RequestError("GetModelMetadataRequest must specify at least one metadata_field")
-            for field in request.metadata_field:
-                if field != SIGNATURE_DEF_FIELD:
-                    raise RequestError(f"Metadata field {field} is not supported")
-            model = _choose(self._repository, request.model_spec, newest=True)
-            response = get_model_metadata_pb2.GetModelMetadataResponse()
-            response.model_spec.CopyFrom(_response_spec(request.model_spec.name, model.version, ""))
-            response.metadata[SIGNATURE_DEF_FIELD].Pack(model.signature_defs)
-            return response
-        except (RequestError, GrpcError) as error:
-            await _abort(context, error)
+            return model_metadata(self._repository, request)
+        except Exception as error:  # noqa: BLE001 - as Predict
+            await context.abort(*status_of(error))
 
     async def Classify(  # noqa: N802 - TF Serving's method name
         self, request: classification_pb2.ClassificationRequest, context: grpc.aio.ServicerContext
     ) -> Any:
-        await self._refuse(request, "classify", context)
+        await context.abort(*status_of(refusal(self._repository, request, "classify")))
 
     async def Regress(  # noqa: N802 - TF Serving's method name
         self, request: regression_pb2.RegressionRequest, context: grpc.aio.ServicerContext
     ) -> Any:
-        await self._refuse(request, "regress", context)
-
-    async def _refuse(self, request: Any, verb: str, context: grpc.aio.ServicerContext) -> NoReturn:
-        """As REST's ``:classify``/``:regress``: the version is resolved, then its signature refused."""
-        try:
-            model = _choose(self._repository, request.model_spec)
-            error = refuse_classify_or_regress(
-                model.signatures, verb, request.model_spec.signature_name or DEFAULT_SIGNATURE
-            )
-        except RequestError as refused:
-            error = refused
-        await _abort(context, error)
+        await context.abort(*status_of(refusal(self._repository, request, "regress")))
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):
-    """GetModelStatus: the same versions and states as REST's ``GET /v1/models/<name>``."""
+    """GetModelStatus: the same versions and states as REST's ``GET /v1/models/<name>`` (grpc.aio)."""
 
     def __init__(self, repository: ModelRepository):
         self._repository = repository
@@ -182,12 +191,75 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         self, request: get_model_status_pb2.GetModelStatusRequest, context: grpc.aio.ServicerContext
     ) -> Any:
         try:
-            spec = request.model_spec
-            version = _named_version(self._repository, spec)
-            status = self._repository.status(spec.name, version)
-            return json_format.ParseDict(status, get_model_status_pb2.GetModelStatusResponse())
-        except RequestError as error:
-            await _abort(context, error)
+            return model_status(self._repository, request)
+        except Exception as error:  # noqa: BLE001 - as Predict
+            await context.abort(*status_of(error))
+
+
+# What each call answers: the same functions for both transports (grpc.aio here, taxi-grpc-front through
+# serving.grpc_bridge). They raise RequestError or GrpcError for the caller's mistakes; ``status_of`` gives the code.
+
+
+def prepare_predict(
+    repository: ModelRepository, request: predict_pb2.PredictRequest, *, serialized: bool
+) -> tuple[Prepared, Callable[[Mapping[str, np.ndarray]], Any]]:
+    """A Predict call checked and ready for the batcher: the prepared request and its answer's encoding (the
+    ``PredictResponse``, or its bytes where ``serialized``), which runs in the batcher's worker thread."""
+    model = _choose(repository, request.model_spec)
+    prepared, outputs = prepare_tensors(model, request)
+    spec = _response_spec(request.model_spec.name, model.version, prepared.signature.name)
+    if serialized:
+        return prepared, lambda results: predict_response(spec, outputs, results).SerializeToString()
+    return prepared, lambda results: predict_response(spec, outputs, results)
+
+
+def model_metadata(
+    repository: ModelRepository, request: get_model_metadata_pb2.GetModelMetadataRequest
+) -> get_model_metadata_pb2.GetModelMetadataResponse:
+    """GetModelMetadata: the saved SignatureDefs of the version named, or of the newest."""
+    if not request.HasField("model_spec"):
+        raise RequestError("Missing ModelSpec")
+    if not request.metadata_field:
+        raise RequestError("GetModelMetadataRequest must specify at least one metadata_field")
+    for field in request.metadata_field:
+        if field != SIGNATURE_DEF_FIELD:
+            raise RequestError(f"Metadata field {field} is not supported")
+    model = _choose(repository, request.model_spec, newest=True)
+    response = get_model_metadata_pb2.GetModelMetadataResponse()
+    response.model_spec.CopyFrom(_response_spec(request.model_spec.name, model.version, ""))
+    response.metadata[SIGNATURE_DEF_FIELD].Pack(model.signature_defs)
+    return response
+
+
+def refusal(repository: ModelRepository, request: Any, verb: str) -> RequestError:
+    """Classify/Regress, as REST's ``:classify``/``:regress``: the version is resolved, then its signature refused."""
+    try:
+        model = _choose(repository, request.model_spec)
+        return refuse_classify_or_regress(
+            model.signatures, verb, request.model_spec.signature_name or DEFAULT_SIGNATURE
+        )
+    except RequestError as refused:
+        return refused
+
+
+def model_status(
+    repository: ModelRepository, request: get_model_status_pb2.GetModelStatusRequest
+) -> get_model_status_pb2.GetModelStatusResponse:
+    """GetModelStatus: the versions and their states, as REST's status answer."""
+    spec = request.model_spec
+    status = repository.status(spec.name, _named_version(repository, spec))
+    return json_format.ParseDict(status, get_model_status_pb2.GetModelStatusResponse())
+
+
+def status_of(error: Exception) -> tuple[grpc.StatusCode, str]:
+    """The status a failed call answers with: TF Serving's code for the caller's mistakes (RequestError's HTTP
+    status mapped, or GrpcError's own code); INTERNAL, logged, for anything else (a bug; the server goes on)."""
+    if isinstance(error, GrpcError):
+        return error.code, str(error)
+    if isinstance(error, RequestError):
+        return _CODES.get(error.status, grpc.StatusCode.INVALID_ARGUMENT), str(error)
+    log.error("gRPC call failed", exc_info=error)
+    return grpc.StatusCode.INTERNAL, f"internal error: {type(error).__name__}: {error}"
 
 
 def prepare_tensors(model: LoadedVersion, request: predict_pb2.PredictRequest) -> tuple[Prepared, list[str]]:
@@ -323,8 +395,3 @@ def _choose(repository: ModelRepository, spec: model_pb2.ModelSpec, *, newest: b
     if version is None and newest:
         version = repository.newest()
     return repository.choose(spec.name, version)
-
-
-async def _abort(context: grpc.aio.ServicerContext, error: RequestError | GrpcError) -> NoReturn:
-    code = error.code if isinstance(error, GrpcError) else _CODES.get(error.status, grpc.StatusCode.INVALID_ARGUMENT)
-    await context.abort(code, str(error))

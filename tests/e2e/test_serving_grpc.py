@@ -352,3 +352,86 @@ def test_a_busy_grpc_port_is_a_one_line_user_error(serving_home, capsys):
     error = capsys.readouterr().err
     assert error.startswith(f"error: cannot listen on 127.0.0.1:{port}") and "--grpc-port" in error
     assert error.count("\n") == 1
+
+
+def _front_end_or_skip() -> Path:
+    from serving import grpc_bridge
+
+    binary = grpc_bridge.front_end_binary()
+    if binary is None:
+        pytest.skip(f"{grpc_bridge.BINARY} is not built (`make grpc-front`: Go and grpc-go from Debian)")
+    return binary
+
+
+def test_the_go_front_end_carries_grpc_where_it_is_built(served):
+    """Where ``make`` built ``taxi-grpc-front``, it is the process listening on the gRPC port (the other tests of
+    this file then drive it), and it is this server's child, stopped with it."""
+    import psutil
+
+    _front_end_or_skip()
+    _, app = served
+    children = [child for child in psutil.Process().children() if child.name() == "taxi-grpc-front"]
+    listening = [child for child in children if f":{app.settings.grpc_port}" in " ".join(child.cmdline())]
+    assert len(listening) == 1
+    ports = {connection.laddr.port for connection in listening[0].net_connections("tcp")}
+    assert app.settings.grpc_port in ports
+
+
+def test_grpc_aio_in_process_gives_the_go_front_ends_answers(served, pushed, saved_model, instances, monkeypatch):
+    """Without ``taxi-grpc-front`` (no Go toolchain), the server serves gRPC with grpc.aio in its own process:
+    every answer of this file's requests, refusals included, is the same status, text or message as the module's
+    server gives (the Go front end where it is built; otherwise both are grpc.aio and this checks the fallback's
+    start and answers only)."""
+    from serving import grpc_bridge
+
+    monkeypatch.setattr(grpc_bridge, "front_end_binary", lambda: None)
+    repository = ModelRepository(pushed.parent, MODEL, poll_seconds=0, canary=0)
+    repository.refresh()
+    app = serving_app(repository)
+    running = serve_in_background(app)
+    dtypes = _input_dtypes(saved_model)
+    requests = [request for _, request, _, _ in _bad_predictions(saved_model, instances)]
+    requests.append(_predict_request(instances[:3], dtypes))
+    metadata = get_model_metadata_pb2.GetModelMetadataRequest(
+        model_spec={"name": MODEL}, metadata_field=["signature_def"]
+    )
+    status = get_model_status_pb2.GetModelStatusRequest(model_spec={"name": MODEL})
+
+    def answers(target: str) -> list[Any]:
+        with grpc.insecure_channel(target) as channel:
+            predictions = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            models = model_service_pb2_grpc.ModelServiceStub(channel)
+            calls = [(predictions.Predict, request) for request in requests]
+            calls += [(predictions.GetModelMetadata, metadata), (models.GetModelStatus, status)]
+            calls.append((predictions.Classify, classification_pb2.ClassificationRequest(model_spec={"name": MODEL})))
+            found = []
+            for call, request in calls:
+                try:
+                    found.append(call(request, timeout=30).SerializeToString(deterministic=True))
+                except grpc.RpcError as error:
+                    found.append((error.code(), error.details()))
+            return found
+
+    try:
+        in_process = answers(grpc_target(app))
+    finally:
+        running.stop()
+    assert in_process == answers(grpc_target(served[1]))
+    assert sum(isinstance(answer, bytes) for answer in in_process) == 3  # a prediction, the metadata, the status
+
+
+def test_the_go_front_end_refuses_a_busy_port_in_one_line(served):
+    """The command line checks the port before loading models (above); the Go program checks it again when it
+    starts, and its one line becomes the server's UserError."""
+    import asyncio
+
+    from pipeline.errors import UserError
+    from serving import grpc_bridge
+
+    binary = _front_end_or_skip()
+    _, app = served
+    with _port_held() as port, pytest.raises(UserError) as refused:
+        asyncio.run(grpc_bridge.start_front_end(binary, "127.0.0.1", port, app.repository, app.batcher, 1 << 20))
+    message = str(refused.value)
+    assert message.startswith(f"cannot listen on 127.0.0.1:{port} for gRPC") and "address already in use" in message
+    assert message.endswith("(pick another --grpc-port)") and "\n" not in message
