@@ -140,7 +140,11 @@ async def _start_in_process(
             f"cannot listen on {address} for gRPC: the port is in use or not allowed (pick another --grpc-port)"
         )
     await server.start()
-    log.info("gRPC (TF Serving's PredictionService and ModelService, grpc.aio) on %s", address)
+    log.info(
+        "gRPC (TF Serving's PredictionService and ModelService) on %s, by grpc.aio in this process: "
+        "`make grpc-front` builds the faster taxi-grpc-front (docs/SERVING.md)",
+        address,
+    )
     return _InProcessServer(server)
 
 

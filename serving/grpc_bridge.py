@@ -82,7 +82,8 @@ class FrontEnd:
         """SIGTERM: the program answers the calls in flight (their answers still come through the socket), then
         ends; killed if it takes longer than ``_STOP_SECONDS``."""
         if self._process.returncode is None:
-            self._process.terminate()
+            with contextlib.suppress(ProcessLookupError):  # it ended by itself (Ctrl-C reaches it too)
+                self._process.terminate()
             try:
                 await asyncio.wait_for(self._process.wait(), _STOP_SECONDS)
             except TimeoutError:

@@ -435,3 +435,24 @@ def test_the_go_front_end_refuses_a_busy_port_in_one_line(served):
     message = str(refused.value)
     assert message.startswith(f"cannot listen on 127.0.0.1:{port} for gRPC") and "address already in use" in message
     assert message.endswith("(pick another --grpc-port)") and "\n" not in message
+
+
+def test_the_go_front_end_ends_with_the_server(pushed):
+    """Stopping the server stops its ``taxi-grpc-front`` and removes the socket's folder; nothing is left behind."""
+    import psutil
+
+    _front_end_or_skip()
+    repository = ModelRepository(pushed.parent, MODEL, poll_seconds=0, canary=0)
+    repository.refresh()
+    app = serving_app(repository)
+    running = serve_in_background(app)
+    (front_end,) = [
+        child
+        for child in psutil.Process().children()
+        if child.name() == "taxi-grpc-front" and f":{app.settings.grpc_port}" in " ".join(child.cmdline())
+    ]
+    folder = Path(front_end.cmdline()[front_end.cmdline().index("-bridge") + 1]).parent
+    assert folder.is_dir()
+    running.stop()
+    front_end.wait(timeout=10)  # reaped by the server already: psutil only sees that it is gone
+    assert not front_end.is_running() and not folder.exists()
