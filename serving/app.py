@@ -81,7 +81,7 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
         grpc_server = None
         if settings.grpc_port:
             # Imported here: the gRPC stack loads only for a server that serves it.
-            from serving.grpc_api import start_grpc_server
+            from serving.grpc_bridge import start_grpc_server
 
             grpc_server = await start_grpc_server(
                 settings.host, settings.grpc_port, repository, batcher, settings.max_body_bytes

@@ -5,8 +5,9 @@ Most production TF Serving clients speak gRPC through TF Serving's own stubs
 same ``ModelRepository`` as REST (so hot swap, canary and version labels are the same) and the same ``Batcher`` (so
 gRPC and REST requests of one signature share TensorFlow calls), on the event loop that serves REST. The transport
 is ``taxi-grpc-front`` (grpc-go, ``serving/grpc_front``) where it is built, which hands each call's bytes to this
-process (``serving.grpc_bridge``); else ``grpc.aio`` in this process, with the servicers below. Both call the same
-functions (``prepare_predict``, ``model_metadata``, ``refusal``, ``model_status``, ``status_of``).
+process (``serving.grpc_bridge``, which chooses); else ``grpc.aio`` in this process, with the servicers below
+(``start_in_process``). Both call the same functions (``prepare_predict``, ``model_metadata``, ``refusal``,
+``model_status``, ``status_of``).
 
 What each call answers, as TF Serving answers for a TF 2 SavedModel:
 
@@ -86,31 +87,6 @@ class GrpcServer(Protocol):
     async def stop(self) -> None: ...
 
 
-async def start_grpc_server(
-    host: str, port: int, repository: ModelRepository, batcher: Batcher, max_message_bytes: int
-) -> GrpcServer:
-    """Serves both services on ``host:port`` on the running event loop; a UserError if the port cannot be used.
-
-    The transport is ``taxi-grpc-front`` (Go, ``serving/grpc_front``) where ``make`` built it, forwarding each
-    call to this process (``serving.grpc_bridge``); otherwise ``grpc.aio`` in this process. The answers are the same
-    (both call the functions below); the first costs the machine about a third less per call (docs/SERVING.md).
-
-    Args:
-        host: the address, as for REST (loopback by default).
-        port: TF Serving's 8500 by default.
-        repository: the versions, shared with REST.
-        batcher: the TensorFlow calls, shared with REST.
-        max_message_bytes: the largest request message taken (the REST body limit); larger ones get
-            RESOURCE_EXHAUSTED from gRPC itself.
-    """
-    from serving import grpc_bridge
-
-    binary = grpc_bridge.front_end_binary()
-    if binary is not None:
-        return await grpc_bridge.start_front_end(binary, host, port, repository, batcher, max_message_bytes)
-    return await _start_in_process(host, port, repository, batcher, max_message_bytes)
-
-
 class _InProcessServer:
     def __init__(self, server: grpc.aio.Server):
         self._server = server
@@ -119,9 +95,11 @@ class _InProcessServer:
         await self._server.stop(grace=5)
 
 
-async def _start_in_process(
+async def start_in_process(
     host: str, port: int, repository: ModelRepository, batcher: Batcher, max_message_bytes: int
 ) -> GrpcServer:
+    """Both services on ``host:port`` with grpc.aio on the running event loop (where ``taxi-grpc-front`` is not
+    built); a UserError if the port cannot be used. The arguments are ``grpc_bridge.start_grpc_server``'s."""
     server = grpc.aio.server(
         options=[
             ("grpc.so_reuseport", 0),  # a port another server holds must be refused, not shared
@@ -149,6 +127,7 @@ async def _start_in_process(
 
 
 def grpc_address(host: str, port: int) -> str:
+    """``host:port`` as gRPC and Go write it (an IPv6 host in brackets)."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
