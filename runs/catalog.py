@@ -159,7 +159,6 @@ class RunCatalog:
         kind_states = list(zip(kinds, map(states.of_execution, executions), strict=True))
         by_kind = dict(zip(kinds, executions, strict=True))
         failed = [kind for kind, state in kind_states if state == states.FAILED]
-        pushed_done = "Pusher" in by_kind and states.of_execution(by_kind["Pusher"]) in (states.DONE, states.CACHED)
         if contexts.is_legacy(context):
             running = states.scheduled_run_going(kind_states)
         if running:
@@ -168,7 +167,7 @@ class RunCatalog:
             state = STOPPED
         elif failed:
             state = FAILED
-        elif pushed_done:
+        elif states.pushed(kind_states):
             state = DONE
         else:
             state = INTERRUPTED

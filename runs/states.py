@@ -40,8 +40,10 @@ def scheduled_run_going(kind_states: Iterable[tuple[str, str]]) -> bool:
     run, from its components' (component class name, state) pairs: one that neither pushed nor recorded a failure.
     It may also have lost a worker for good: Airflow's own UI tells which; ``tfx_compat.airflow_metadata`` records
     the failures that raise. The runs list and the run's graph both read it so."""
-    failed = pushed = False
-    for kind, state in kind_states:
-        failed = failed or state == FAILED
-        pushed = pushed or (kind == "Pusher" and state in (DONE, CACHED))
-    return not failed and not pushed
+    kind_states = list(kind_states)
+    return not any(state == FAILED for _, state in kind_states) and not pushed(kind_states)
+
+
+def pushed(kind_states: Iterable[tuple[str, str]]) -> bool:
+    """Whether a run's Pusher ran to the end (done, or cached), from its (component class name, state) pairs."""
+    return any(kind == "Pusher" and state in (DONE, CACHED) for kind, state in kind_states)
