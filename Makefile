@@ -26,13 +26,15 @@ run: $(STAMP)
 GO_PACKAGES := golang-go=2:1.19~1 golang-google-grpc-dev=1.33.3-2
 GRPC_FRONT := $(VENV)/bin/taxi-grpc-front
 GOPATH_DEBIAN := /usr/share/gocode
+# Whether Go and Debian's grpc-go are there to build with.
+GO_READY := command -v go >/dev/null 2>&1 && [ -d $(GOPATH_DEBIAN)/src/google.golang.org/grpc ]
 
 grpc-front: $(GRPC_FRONT)
 
 $(GRPC_FRONT): serving/grpc_front/main.go $(STAMP)
-	@{ command -v go >/dev/null 2>&1 && [ -d $(GOPATH_DEBIAN)/src/google.golang.org/grpc ]; } || [ "$$(id -u)" != 0 ] || \
+	@{ $(GO_READY); } || [ "$$(id -u)" != 0 ] || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(GO_PACKAGES) >/dev/null; } || true
-	@if command -v go >/dev/null 2>&1 && [ -d $(GOPATH_DEBIAN)/src/google.golang.org/grpc ]; then \
+	@if $(GO_READY); then \
 		cd serving/grpc_front && GOPATH=$(GOPATH_DEBIAN) GO111MODULE=off GOFLAGS= GOCACHE=$(abspath .tools/go-cache) \
 			go build -trimpath -o $(abspath $@) . ; \
 	else echo "no Go with grpc-go (Debian: $(GO_PACKAGES)): gRPC will be served from Python, slower"; fi
