@@ -363,15 +363,23 @@ def _front_end_or_skip() -> Path:
     return binary
 
 
+def _front_end_processes(app: ServingApp) -> list[Any]:
+    """This process's ``taxi-grpc-front`` children started for ``app``'s gRPC port (psutil processes)."""
+    import psutil
+
+    return [
+        child
+        for child in psutil.Process().children()
+        if child.name() == "taxi-grpc-front" and f":{app.settings.grpc_port}" in " ".join(child.cmdline())
+    ]
+
+
 def test_the_go_front_end_carries_grpc_where_it_is_built(served):
     """Where ``make`` built ``taxi-grpc-front``, it is the process listening on the gRPC port (the other tests of
     this file then drive it), and it is this server's child, stopped with it."""
-    import psutil
-
     _front_end_or_skip()
     _, app = served
-    children = [child for child in psutil.Process().children() if child.name() == "taxi-grpc-front"]
-    listening = [child for child in children if f":{app.settings.grpc_port}" in " ".join(child.cmdline())]
+    listening = _front_end_processes(app)
     assert len(listening) == 1
     ports = {connection.laddr.port for connection in listening[0].net_connections("tcp")}
     assert app.settings.grpc_port in ports
@@ -439,18 +447,12 @@ def test_the_go_front_end_refuses_a_busy_port_in_one_line(served):
 
 def test_the_go_front_end_ends_with_the_server(pushed):
     """Stopping the server stops its ``taxi-grpc-front`` and removes the socket's folder; nothing is left behind."""
-    import psutil
-
     _front_end_or_skip()
     repository = ModelRepository(pushed.parent, MODEL, poll_seconds=0, canary=0)
     repository.refresh()
     app = serving_app(repository)
     running = serve_in_background(app)
-    (front_end,) = [
-        child
-        for child in psutil.Process().children()
-        if child.name() == "taxi-grpc-front" and f":{app.settings.grpc_port}" in " ".join(child.cmdline())
-    ]
+    (front_end,) = _front_end_processes(app)
     folder = Path(front_end.cmdline()[front_end.cmdline().index("-bridge") + 1]).parent
     assert folder.is_dir()
     running.stop()
